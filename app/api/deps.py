@@ -1,0 +1,48 @@
+"""Dependencies: what the lifespan built, handed to routes (never module globals)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.config import Settings
+from app.core.cache import ResponseCache
+from app.core.metrics import Metrics
+from app.llm.completions import CachePolicy, CompletionService
+
+
+def get_settings(request: Request) -> Settings:
+    """The app's settings."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_metrics(request: Request) -> Metrics:
+    """The app's metrics."""
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
+def get_completions(request: Request) -> CompletionService:
+    """The completion pipeline."""
+    completions: CompletionService = request.app.state.completions
+    return completions
+
+
+def get_cache(request: Request) -> ResponseCache | None:
+    """The response cache, or None when caching is off."""
+    cache: ResponseCache | None = request.app.state.cache
+    return cache
+
+
+def get_cache_policy(request: Request) -> CachePolicy:
+    """What the request's `Cache-Control` header allows."""
+    return CachePolicy.from_header(request.headers.get("cache-control"))
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+CompletionsDep = Annotated[CompletionService, Depends(get_completions)]
+CacheDep = Annotated[ResponseCache | None, Depends(get_cache)]
+CachePolicyDep = Annotated[CachePolicy, Depends(get_cache_policy)]

@@ -1,0 +1,54 @@
+"""Liveness, readiness and the Prometheus scrape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+
+from app.api.deps import CacheDep, CompletionsDep, MetricsDep
+from app.core.errors import CacheUnavailable, LlamaradaError
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health/live")
+async def live() -> dict[str, str]:
+    """The process is up and serving HTTP."""
+    return {"status": "ok"}
+
+
+@router.get("/health/ready", response_model=None)
+async def ready(completions: CompletionsDep, cache: CacheDep, metrics: MetricsDep) -> Response:
+    """Ready when the model backend answers; a cache that is down only degrades."""
+    backend = completions.backend
+    checks: dict[str, dict[str, Any]] = {}
+    try:
+        await backend.check()
+        checks["backend"] = {"status": "up", "name": backend.name}
+    except LlamaradaError as exc:
+        checks["backend"] = {"status": "down", "name": backend.name, "error": exc.message}
+    metrics.backend_up.labels(backend=backend.name).set(checks["backend"]["status"] == "up")
+    if cache is None:
+        checks["cache"] = {"status": "off"}
+    else:
+        try:
+            await cache.check()
+            checks["cache"] = {"status": "up", "kind": cache.name}
+        except CacheUnavailable as exc:
+            checks["cache"] = {"status": "down", "kind": cache.name, "error": str(exc)}
+    if checks["backend"]["status"] != "up":
+        status, code = "unready", 503
+    elif checks["cache"]["status"] == "down":
+        status, code = "degraded", 200
+    else:
+        status, code = "ready", 200
+    headers = {"Retry-After": "5"} if code == 503 else None
+    return JSONResponse({"status": status, "checks": checks}, status_code=code, headers=headers)
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics_text(metrics: MetricsDep) -> Response:
+    """Prometheus exposition of every worker's metrics."""
+    return Response(metrics.render(), media_type=metrics.content_type)

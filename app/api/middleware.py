@@ -1,0 +1,128 @@
+"""ASGI middleware: request ids and access logs, and the request body size limit."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.errors import PayloadTooLarge
+from app.core.logging import request_id_var
+
+logger = logging.getLogger("app.access")
+
+_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+class RequestContextMiddleware:
+    """Takes or makes `X-Request-ID`, echoes it, and logs one line per request when it ends."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = Headers(scope=scope).get("x-request-id", "")
+        request_id = given if _VALID_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
+        cache = None
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, cache
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = MutableHeaders(scope=message)
+                headers["X-Request-ID"] = request_id
+                cache = headers.get("x-cache")
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            logger.info(
+                "request",
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                    "cache": cache,
+                },
+            )
+            request_id_var.reset(token)
+
+
+class JsonBodyMiddleware:
+    """Reads a body sent without a JSON content type as JSON, as Ollama does (`curl -d`)."""
+
+    _NOT_DECLARED = ("", "application/x-www-form-urlencoded", "text/plain")
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH"):
+            headers = MutableHeaders(scope=scope)
+            declared = headers.get("content-type", "").split(";")[0].strip().lower()
+            if declared in self._NOT_DECLARED:
+                headers["content-type"] = "application/json"
+        await self.app(scope, receive, send)
+
+
+class BodyLimitMiddleware:
+    """Answers 413 when a request body is over the limit, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared and declared.isdigit() and int(declared) > self.max_bytes:
+            await _too_large(send, self.max_bytes)
+            return
+        seen = 0
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise PayloadTooLarge(_too_large_message(self.max_bytes))
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+
+def _too_large_message(max_bytes: int) -> str:
+    return f"the request body is over the {max_bytes}-byte limit"
+
+
+async def _too_large(send: Send, max_bytes: int) -> None:
+    body = json.dumps(
+        {"error": {"type": "payload_too_large", "message": _too_large_message(max_bytes)}}
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,136 @@
+"""Ollama-compatible routes: `/api/chat`, `/api/generate`, `/api/tags`."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from app.api.deps import CachePolicyDep, CompletionsDep
+from app.core.errors import LlamaradaError
+from app.llm.base import ChatRequest, Chunk, GenerateRequest
+from app.llm.completions import Reply
+
+router = APIRouter(tags=["ollama"])
+logger = logging.getLogger(__name__)
+
+NDJSON = "application/x-ndjson"
+_STATS = (
+    "total_duration",
+    "load_duration",
+    "prompt_eval_count",
+    "prompt_eval_duration",
+    "eval_count",
+    "eval_duration",
+)
+
+Shape = Callable[[str, Chunk], dict[str, Any]]
+
+
+@router.post("/api/chat", response_model=None)
+async def chat(body: ChatRequest, completions: CompletionsDep, policy: CachePolicyDep) -> Response:
+    """Chat with a model; streams NDJSON unless `stream` is false."""
+    reply = await completions.chat(body, policy)
+    return await _respond(reply, body.stream, _chat_line)
+
+
+@router.post("/api/generate", response_model=None)
+async def generate(
+    body: GenerateRequest, completions: CompletionsDep, policy: CachePolicyDep
+) -> Response:
+    """Complete a prompt; streams NDJSON unless `stream` is false."""
+    reply = await completions.generate(body, policy)
+    return await _respond(reply, body.stream, _generate_line)
+
+
+@router.get("/api/tags")
+async def tags(completions: CompletionsDep) -> dict[str, Any]:
+    """The models served, in Ollama's shape."""
+    models = await completions.list_models()
+    return {
+        "models": [
+            {
+                "name": info.name,
+                "model": info.name,
+                "modified_at": info.modified_at,
+                "size": info.size,
+                "digest": info.digest,
+                "details": info.details,
+            }
+            for info in models
+        ]
+    }
+
+
+async def _respond(reply: Reply, stream: bool, shape: Shape) -> Response:
+    headers = {"X-Cache": reply.cache.value}
+    if stream:
+        return StreamingResponse(_ndjson(reply, shape), media_type=NDJSON, headers=headers)
+    chunks = [chunk async for chunk in reply.chunks]
+    return JSONResponse(shape(reply.model, merge_chunks(chunks)), headers=headers)
+
+
+async def _ndjson(reply: Reply, shape: Shape) -> AsyncIterator[bytes]:
+    """One JSON object per line; an error after the first byte becomes an `error` line."""
+    try:
+        async for chunk in reply.chunks:
+            yield _line(shape(reply.model, chunk))
+    except LlamaradaError as exc:
+        yield _line({"error": exc.message})
+    except Exception:
+        logger.exception("stream failed")
+        yield _line({"error": "internal error; see the server log"})
+
+
+def merge_chunks(chunks: list[Chunk]) -> Chunk:
+    """One chunk holding a whole answer: the text joined, the counters of the last."""
+    last = chunks[-1]
+    tool_calls = [call for chunk in chunks for call in chunk.tool_calls or []]
+    merged = Chunk(
+        content="".join(chunk.content for chunk in chunks),
+        thinking="".join(chunk.thinking for chunk in chunks),
+        tool_calls=tool_calls or None,
+        done=True,
+        done_reason=last.done_reason,
+    )
+    for name in _STATS:
+        setattr(merged, name, getattr(last, name))
+    return merged
+
+
+def _chat_line(model: str, chunk: Chunk) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": chunk.content}
+    if chunk.thinking:
+        message["thinking"] = chunk.thinking
+    if chunk.tool_calls:
+        message["tool_calls"] = chunk.tool_calls
+    return _with_stats({"model": model, "created_at": _now(), "message": message}, chunk)
+
+
+def _generate_line(model: str, chunk: Chunk) -> dict[str, Any]:
+    line: dict[str, Any] = {"model": model, "created_at": _now(), "response": chunk.content}
+    if chunk.thinking:
+        line["thinking"] = chunk.thinking
+    return _with_stats(line, chunk)
+
+
+def _with_stats(line: dict[str, Any], chunk: Chunk) -> dict[str, Any]:
+    line["done"] = chunk.done
+    if chunk.done:
+        line["done_reason"] = chunk.done_reason or "stop"
+        for name in _STATS:
+            line[name] = getattr(chunk, name)
+    return line
+
+
+def _line(data: dict[str, Any]) -> bytes:
+    return json.dumps(data, ensure_ascii=False).encode() + b"\n"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,145 @@
+"""The response cache: Redis when configured, an in-process TTL+LRU otherwise.
+
+Both fail open: an unreachable Redis raises `CacheUnavailable`, the caller serves the request
+uncached, and the cache is tried again after a short pause, so it comes back by itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any, NoReturn, Protocol, cast
+
+import redis.asyncio as aioredis
+from cachetools import TTLCache
+from redis.exceptions import RedisError
+
+from app.core.errors import CacheUnavailable
+
+logger = logging.getLogger(__name__)
+
+# Bump when the meaning of a key's inputs or the stored value's shape changes.
+KEY_VERSION = 1
+KEY_PREFIX = f"llamarada:response:v{KEY_VERSION}:"
+
+
+def cache_key(inputs: Mapping[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of everything that shapes a response."""
+    canonical = json.dumps(
+        {"key_version": KEY_VERSION, **inputs},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
+    )
+    return KEY_PREFIX + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class ResponseCache(Protocol):
+    """Bytes by key with a TTL; `get` and `set` raise `CacheUnavailable` when it can't answer."""
+
+    name: str
+
+    async def get(self, key: str) -> bytes | None:
+        """The stored value, or None."""
+
+    async def set(self, key: str, value: bytes) -> None:
+        """Store a value for the configured TTL."""
+
+    async def check(self) -> None:
+        """Raise `CacheUnavailable` unless the cache answers now."""
+
+    async def aclose(self) -> None:
+        """Close connections."""
+
+
+class MemoryCache:
+    """In-process TTL + LRU cache, for one process without Redis."""
+
+    name = "memory"
+
+    def __init__(self, ttl: int, max_entries: int) -> None:
+        self._entries: TTLCache[str, bytes] = TTLCache(maxsize=max_entries, ttl=ttl)
+
+    async def get(self, key: str) -> bytes | None:
+        """The stored value, or None."""
+        return self._entries.get(key)
+
+    async def set(self, key: str, value: bytes) -> None:
+        """Store a value; the oldest unused entry goes when full."""
+        self._entries[key] = value
+
+    async def check(self) -> None:
+        """Always available."""
+
+    async def aclose(self) -> None:
+        """Nothing to close."""
+
+
+class RedisCache:
+    """Redis-backed cache that reports an outage once and retries after a pause."""
+
+    name = "redis"
+
+    def __init__(
+        self, url: str, ttl: int, *, timeout: float = 0.5, retry_pause: float = 1.0
+    ) -> None:
+        self._client = aioredis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout, retry_on_timeout=False
+        )
+        self._ttl = ttl
+        self._retry_pause = retry_pause
+        self._retry_at = 0.0
+        self._down = False
+
+    async def get(self, key: str) -> bytes | None:
+        """The stored value, or None."""
+        self._skip_while_down()
+        try:
+            value = cast(bytes | None, await self._client.get(key))
+        except (RedisError, OSError) as exc:
+            self._went_down(exc)
+        self._came_back()
+        return value
+
+    async def set(self, key: str, value: bytes) -> None:
+        """Store a value for the TTL."""
+        self._skip_while_down()
+        try:
+            await self._client.set(key, value, ex=self._ttl)
+        except (RedisError, OSError) as exc:
+            self._went_down(exc)
+        self._came_back()
+
+    async def check(self) -> None:
+        """Ping Redis, whatever the pause."""
+        try:
+            await self._client.ping()
+        except (RedisError, OSError) as exc:
+            self._went_down(exc)
+        self._came_back()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._client.aclose()
+
+    def _skip_while_down(self) -> None:
+        if self._down and time.monotonic() < self._retry_at:
+            raise CacheUnavailable("redis is down")
+
+    def _went_down(self, exc: Exception) -> NoReturn:
+        self._retry_at = time.monotonic() + self._retry_pause
+        if not self._down:
+            self._down = True
+            logger.warning(
+                "response cache unavailable, serving uncached", extra={"error": str(exc)}
+            )
+        raise CacheUnavailable(str(exc)) from exc
+
+    def _came_back(self) -> None:
+        if self._down:
+            self._down = False
+            logger.info("response cache available again")

@@ -1,0 +1,155 @@
+"""What every model backend speaks: requests in Ollama's shape, a stream of chunks out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Options(BaseModel):
+    """Ollama's per-request model options; unknown names are rejected, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    num_keep: int | None = None
+    seed: int | None = None
+    num_predict: int | None = None
+    top_k: int | None = Field(default=None, ge=0)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    min_p: float | None = Field(default=None, ge=0, le=1)
+    typical_p: float | None = Field(default=None, ge=0, le=1)
+    repeat_last_n: int | None = None
+    temperature: float | None = Field(default=None, ge=0)
+    repeat_penalty: float | None = Field(default=None, ge=0)
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    penalize_newline: bool | None = None
+    mirostat: Literal[0, 1, 2] | None = None
+    mirostat_tau: float | None = None
+    mirostat_eta: float | None = None
+    stop: list[str] | None = None
+    numa: bool | None = None
+    num_ctx: int | None = Field(default=None, ge=1)
+    num_batch: int | None = Field(default=None, ge=1)
+    num_gpu: int | None = None
+    main_gpu: int | None = None
+    use_mmap: bool | None = None
+    num_thread: int | None = Field(default=None, ge=0)
+
+
+class Message(BaseModel):
+    """One chat message, as Ollama's `/api/chat` takes it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str = ""
+    images: list[str] | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_name: str | None = None
+    thinking: str | None = None
+
+
+JsonFormat = Literal["json"] | dict[str, Any] | None
+Think = bool | Literal["low", "medium", "high"] | None
+
+
+class ChatRequest(BaseModel):
+    """A chat completion request in Ollama's shape; `stream` and `keep_alive` don't shape output."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(default="", max_length=256)
+    messages: list[Message]
+    options: Options | None = None
+    format: JsonFormat = None
+    tools: list[dict[str, Any]] | None = None
+    think: Think = None
+    stream: bool = True
+    keep_alive: str | float | None = None
+
+
+class GenerateRequest(BaseModel):
+    """A completion request in Ollama's `/api/generate` shape."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(default="", max_length=256)
+    prompt: str = ""
+    suffix: str | None = None
+    system: str | None = None
+    template: str | None = None
+    context: list[int] | None = None
+    raw: bool = False
+    images: list[str] | None = None
+    options: Options | None = None
+    format: JsonFormat = None
+    think: Think = None
+    stream: bool = True
+    keep_alive: str | float | None = None
+
+
+@dataclass
+class Chunk:
+    """A piece of a streamed answer; the last one has `done` and the counters."""
+
+    content: str = ""
+    thinking: str = ""
+    tool_calls: list[dict[str, Any]] | None = None
+    done: bool = False
+    done_reason: str | None = None
+    prompt_eval_count: int = 0
+    eval_count: int = 0
+    total_duration: int = 0  # all durations in nanoseconds, as Ollama reports them
+    load_duration: int = 0
+    prompt_eval_duration: int = 0
+    eval_duration: int = 0
+
+
+@dataclass
+class Embeddings:
+    """Vectors for a list of inputs, in order."""
+
+    vectors: list[list[float]]
+    prompt_eval_count: int = 0
+
+
+@dataclass
+class ModelInfo:
+    """A model as `/api/tags` lists it."""
+
+    name: str
+    size: int = 0
+    digest: str = ""
+    modified_at: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Backend(Protocol):
+    """A source of completions: the in-process model or an Ollama server."""
+
+    name: str
+
+    async def start(self) -> None:
+        """Open connections or load the model."""
+
+    async def aclose(self) -> None:
+        """Release what `start` took."""
+
+    def chat(self, request: ChatRequest) -> AsyncGenerator[Chunk, None]:
+        """Stream the answer to a chat; raise the project's errors before the first chunk."""
+
+    def generate(self, request: GenerateRequest) -> AsyncGenerator[Chunk, None]:
+        """Stream the completion of a prompt."""
+
+    async def embed(self, model: str, inputs: list[str], *, truncate: bool = True) -> Embeddings:
+        """Embed each input with the model."""
+
+    async def list_models(self) -> list[ModelInfo]:
+        """The models this backend serves."""
+
+    async def check(self) -> None:
+        """Raise `UpstreamUnavailable` unless the backend can answer now."""

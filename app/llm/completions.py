@@ -1,0 +1,275 @@
+"""The completion pipeline every surface shares: limits, cache, single flight, metrics."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from dataclasses import asdict, dataclass, fields, replace
+from enum import StrEnum
+from typing import Any
+
+from app.config import LimitSettings
+from app.core.cache import ResponseCache, cache_key
+from app.core.errors import (
+    CacheUnavailable,
+    InvalidRequest,
+    LlamaradaError,
+    ModelNotFound,
+    UpstreamError,
+)
+from app.core.metrics import Metrics
+from app.llm.base import Backend, ChatRequest, Chunk, GenerateRequest, ModelInfo, Options
+from app.llm.flight import Flight
+
+logger = logging.getLogger(__name__)
+
+MODEL_LIST_TTL = 10.0  # seconds a backend's model list is trusted before asking again
+_CHUNK_DEFAULTS = {f.name: f.default for f in fields(Chunk)}
+
+
+class CacheStatus(StrEnum):
+    """What the response cache did for a request (the `X-Cache` header)."""
+
+    HIT = "HIT"
+    MISS = "MISS"
+    BYPASS = "BYPASS"
+
+
+@dataclass(frozen=True)
+class CachePolicy:
+    """Whether a request may read and write the cache, from its `Cache-Control` header."""
+
+    read: bool = True
+    write: bool = True
+
+    @classmethod
+    def from_header(cls, cache_control: str | None) -> CachePolicy:
+        """`no-cache` skips the read, `no-store` the write."""
+        directives = {part.strip().lower() for part in (cache_control or "").split(",")}
+        return cls(read="no-cache" not in directives, write="no-store" not in directives)
+
+
+@dataclass
+class Reply:
+    """A started answer: its chunks (the first already produced) and what the cache did."""
+
+    model: str
+    chunks: AsyncIterator[Chunk]
+    cache: CacheStatus
+
+
+def encode_chunks(chunks: list[Chunk]) -> bytes:
+    """Serialize a whole answer, keeping only the fields that differ from the defaults."""
+    compact = [
+        {k: v for k, v in asdict(chunk).items() if v != _CHUNK_DEFAULTS[k]} for chunk in chunks
+    ]
+    return json.dumps(compact, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def decode_chunks(data: bytes) -> list[Chunk]:
+    """The answer `encode_chunks` stored."""
+    return [Chunk(**item) for item in json.loads(data)]
+
+
+def request_key(route: str, request: ChatRequest | GenerateRequest) -> str:
+    """The cache key: everything in the request that changes the output, nothing else."""
+    inputs = request.model_dump(mode="json", exclude_none=True, exclude={"stream", "keep_alive"})
+    if not inputs.get("options"):
+        inputs.pop("options", None)
+    return cache_key({"route": route, **inputs})
+
+
+class CompletionService:
+    """Answers chat and generate requests through the cache and the backend, with metrics."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        cache: ResponseCache | None,
+        metrics: Metrics,
+        limits: LimitSettings,
+        default_model: str,
+    ) -> None:
+        self.backend = backend
+        self._cache = cache
+        self._metrics = metrics
+        self._limits = limits
+        self._default_model = default_model
+        self._flights: dict[str, Flight] = {}
+        self._models: tuple[float, list[ModelInfo]] | None = None
+
+    async def chat(self, request: ChatRequest, policy: CachePolicy) -> Reply:
+        """Start answering a chat."""
+        if not request.messages:
+            raise InvalidRequest("must hold at least one message", field="messages")
+        if len(request.messages) > self._limits.max_messages:
+            raise InvalidRequest(
+                f"{len(request.messages)} messages, at most {self._limits.max_messages} allowed",
+                field="messages",
+            )
+        self._check_prompt_size(sum(len(m.content) for m in request.messages), "messages")
+        request = request.model_copy(update=await self._resolved(request.model, request.options))
+        return await self._serve("chat", request, lambda: self.backend.chat(request), policy)
+
+    async def generate(self, request: GenerateRequest, policy: CachePolicy) -> Reply:
+        """Start completing a prompt."""
+        self._check_prompt_size(len(request.prompt) + len(request.system or ""), "prompt")
+        request = request.model_copy(update=await self._resolved(request.model, request.options))
+        return await self._serve(
+            "generate", request, lambda: self.backend.generate(request), policy
+        )
+
+    async def list_models(self) -> list[ModelInfo]:
+        """The backend's models, remembered for a few seconds."""
+        now = time.monotonic()
+        if self._models is None or now - self._models[0] > MODEL_LIST_TTL:
+            self._models = (now, await self.backend.list_models())
+        return self._models[1]
+
+    async def resolve_model(self, name: str) -> str:
+        """The served model's full name for `name` (Ollama's `:latest` rule), or ModelNotFound."""
+        name = name or self._default_model
+        wanted = {name, f"{name}:latest"}
+        for fresh in (False, True):
+            if fresh:
+                self._models = None
+            names = [model.name for model in await self.list_models()]
+            for candidate in names:
+                if candidate in wanted:
+                    return candidate
+        raise ModelNotFound(name, names)
+
+    def _check_prompt_size(self, chars: int, field: str) -> None:
+        if chars > self._limits.max_prompt_chars:
+            raise InvalidRequest(
+                f"{chars} characters, at most {self._limits.max_prompt_chars} allowed",
+                field=field,
+            )
+
+    async def _resolved(self, model: str, options: Options | None) -> dict[str, Any]:
+        """The request's model name and options with the defaults and limits applied."""
+        model = await self.resolve_model(model)
+        options = options or Options()
+        cap = self._limits.max_num_predict
+        if options.num_predict is not None and options.num_predict > cap:
+            raise InvalidRequest(f"must be at most {cap}", field="options.num_predict")
+        if options.num_predict is None or options.num_predict < 0:
+            options = options.model_copy(update={"num_predict": cap})
+        return {"model": model, "options": options}
+
+    async def _serve(
+        self,
+        route: str,
+        request: ChatRequest | GenerateRequest,
+        produce: Callable[[], AsyncGenerator[Chunk, None]],
+        policy: CachePolicy,
+    ) -> Reply:
+        started = time.perf_counter()
+        model = request.model
+        key = request_key(route, request)
+        self._metrics.active_requests.labels(model=model).inc()
+        try:
+            status, chunks = await self._open(key, model, produce, policy)
+            first = await anext(chunks)
+        except StopAsyncIteration:
+            self._finish(model, started, error=True)
+            raise UpstreamError("the model backend ended the answer without a result") from None
+        except BaseException:
+            self._finish(model, started, error=True)
+            raise
+        return Reply(model, self._observe(model, started, first, chunks), status)
+
+    async def _open(
+        self,
+        key: str,
+        model: str,
+        produce: Callable[[], AsyncGenerator[Chunk, None]],
+        policy: CachePolicy,
+    ) -> tuple[CacheStatus, AsyncIterator[Chunk]]:
+        """Chunks from the cache, from a generation in flight, or from a new generation."""
+        status = CacheStatus.BYPASS
+        cache = self._cache
+        if cache is not None and policy.read:
+            try:
+                stored = await cache.get(key)
+            except CacheUnavailable:
+                self._metrics.cache_requests.labels(result="error").inc()
+                cache = None
+            else:
+                if stored is not None:
+                    self._metrics.cache_requests.labels(result="hit").inc()
+                    return CacheStatus.HIT, _replay(decode_chunks(stored))
+                self._metrics.cache_requests.labels(result="miss").inc()
+                status = CacheStatus.MISS
+        elif cache is not None:
+            self._metrics.cache_requests.labels(result="bypass").inc()
+
+        flight = self._flights.get(key)
+        if flight is None or not flight.joinable:
+            flight = Flight(produce(), self._on_finish(key, model, cache if policy.write else None))
+            self._flights[key] = flight
+        return status, flight.follow()
+
+    def _on_finish(
+        self, key: str, model: str, cache: ResponseCache | None
+    ) -> Callable[[Flight], Awaitable[None]]:
+        async def finish(flight: Flight) -> None:
+            if self._flights.get(key) is flight:
+                del self._flights[key]
+            if flight.error is not None or not flight.chunks:
+                return
+            last = flight.chunks[-1]
+            self._metrics.tokens.labels(model=model, kind="prompt").inc(last.prompt_eval_count)
+            self._metrics.tokens.labels(model=model, kind="completion").inc(last.eval_count)
+            # A cut-off answer is not what the request would get with room to finish.
+            if cache is None or last.done_reason == "length":
+                return
+            try:
+                await cache.set(key, encode_chunks(flight.chunks))
+            except CacheUnavailable:
+                self._metrics.cache_requests.labels(result="error").inc()
+
+        return finish
+
+    async def _observe(
+        self, model: str, started: float, first: Chunk, rest: AsyncIterator[Chunk]
+    ) -> AsyncIterator[Chunk]:
+        """Pass the chunks on, recording time to first token, duration and outcome."""
+        error = True
+        try:
+            chunk = first
+            self._metrics.time_to_first_token.labels(model=model).observe(
+                time.perf_counter() - started
+            )
+            while True:
+                if chunk.done:
+                    chunk = replace(chunk, total_duration=_ns_since(started))
+                yield chunk
+                if chunk.done:
+                    break
+                try:
+                    chunk = await anext(rest)
+                except StopAsyncIteration:
+                    raise UpstreamError("the model backend ended the answer early") from None
+            error = False
+        except LlamaradaError as exc:
+            logger.warning("answer failed mid-stream", extra={"error": exc.message})
+            raise
+        finally:
+            self._finish(model, started, error=error)
+
+    def _finish(self, model: str, started: float, *, error: bool) -> None:
+        self._metrics.active_requests.labels(model=model).dec()
+        self._metrics.requests.labels(model=model, status="error" if error else "success").inc()
+        self._metrics.request_duration.labels(model=model).observe(time.perf_counter() - started)
+
+
+async def _replay(chunks: list[Chunk]) -> AsyncIterator[Chunk]:
+    for chunk in chunks:
+        yield chunk
+
+
+def _ns_since(started: float) -> int:
+    return int((time.perf_counter() - started) * 1e9)

@@ -1,0 +1,199 @@
+"""The Ollama backend: an async client for one Ollama server, errors mapped to the project's."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+
+from app.core.errors import (
+    InvalidRequest,
+    LlamaradaError,
+    ModelNotFound,
+    Overloaded,
+    UpstreamError,
+    UpstreamUnavailable,
+)
+from app.llm.base import ChatRequest, Chunk, Embeddings, GenerateRequest, ModelInfo
+
+_DONE_FIELDS = (
+    "done_reason",
+    "total_duration",
+    "load_duration",
+    "prompt_eval_count",
+    "prompt_eval_duration",
+    "eval_count",
+    "eval_duration",
+)
+
+
+class OllamaBackend:
+    """Speaks Ollama's HTTP API to one server; always streams upstream, NDJSON line by line."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 300.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.name = base_url
+        self._client = httpx.AsyncClient(
+            base_url=base_url,
+            timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
+            transport=transport,
+        )
+        self._connect_timeout = connect_timeout
+
+    async def start(self) -> None:
+        """Nothing to load: the server may come up later, and readiness reports it."""
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._client.aclose()
+
+    def chat(self, request: ChatRequest) -> AsyncGenerator[Chunk, None]:
+        """Stream `/api/chat` from the server."""
+        return self._stream("/api/chat", request.model, _upstream_body(request), "message")
+
+    def generate(self, request: GenerateRequest) -> AsyncGenerator[Chunk, None]:
+        """Stream `/api/generate` from the server."""
+        return self._stream("/api/generate", request.model, _upstream_body(request), "response")
+
+    async def _stream(
+        self, path: str, model: str, body: dict[str, Any], shape: str
+    ) -> AsyncGenerator[Chunk, None]:
+        async with self._request("POST", path, model, json=body) as response:
+            try:
+                async for line in response.aiter_lines():
+                    if line.strip():
+                        yield _chunk(_parse_line(line), shape)
+            except httpx.TimeoutException:
+                raise UpstreamUnavailable(f"{self.name} stopped sending mid-answer") from None
+            except httpx.TransportError as exc:
+                raise UpstreamError(f"{self.name} cut the answer short: {exc}") from None
+
+    @asynccontextmanager
+    async def _request(
+        self, method: str, path: str, model: str = "", **kwargs: Any
+    ) -> AsyncIterator[httpx.Response]:
+        """A streamed response with a 200 status, or the project's error for what went wrong."""
+        try:
+            async with self._client.stream(method, path, **kwargs) as response:
+                if response.status_code != 200:
+                    await response.aread()
+                    raise await self._status_error(response, model)
+                yield response
+        except httpx.ConnectError:
+            raise UpstreamUnavailable(f"cannot connect to Ollama at {self.name}") from None
+        except httpx.TimeoutException:
+            raise UpstreamUnavailable(f"Ollama at {self.name} timed out") from None
+        except httpx.TransportError as exc:
+            raise UpstreamError(f"Ollama at {self.name} failed: {exc}") from None
+
+    async def _status_error(self, response: httpx.Response, model: str) -> LlamaradaError:
+        message = _error_message(response)
+        status = response.status_code
+        if status == 404 and model:
+            try:
+                names = [info.name for info in await self.list_models()]
+            except LlamaradaError:
+                names = []
+            return ModelNotFound(model, names)
+        if status in (400, 422):
+            return InvalidRequest(message)
+        if status == 429:
+            return Overloaded(message, retry_after=_retry_after(response))
+        if status == 503:
+            return UpstreamUnavailable(message, retry_after=_retry_after(response))
+        return UpstreamError(f"Ollama answered {status}: {message}")
+
+    async def embed(self, model: str, inputs: list[str], *, truncate: bool = True) -> Embeddings:
+        """POST `/api/embed`."""
+        body = {"model": model, "input": inputs, "truncate": truncate}
+        data = await self._json("POST", "/api/embed", model, json=body)
+        return Embeddings(
+            vectors=data.get("embeddings", []), prompt_eval_count=data.get("prompt_eval_count", 0)
+        )
+
+    async def list_models(self) -> list[ModelInfo]:
+        """GET `/api/tags`."""
+        data = await self._json("GET", "/api/tags")
+        return [
+            ModelInfo(
+                name=item.get("name") or item.get("model", ""),
+                size=item.get("size", 0),
+                digest=item.get("digest", ""),
+                modified_at=item.get("modified_at", ""),
+                details=item.get("details") or {},
+            )
+            for item in data.get("models") or []
+        ]
+
+    async def check(self) -> None:
+        """GET `/api/version` within the connect timeout."""
+        await self._json("GET", "/api/version", timeout=self._connect_timeout)
+
+    async def _json(self, method: str, path: str, model: str = "", **kwargs: Any) -> Any:
+        async with self._request(method, path, model, **kwargs) as response:
+            try:
+                body = await response.aread()
+            except httpx.TransportError as exc:
+                raise UpstreamError(f"Ollama at {self.name} failed: {exc}") from None
+        data = _parse_line(body)
+        if not isinstance(data, dict):
+            raise UpstreamError(f"Ollama at {self.name} sent an unexpected answer")
+        return data
+
+
+def _upstream_body(request: ChatRequest | GenerateRequest) -> dict[str, Any]:
+    body = request.model_dump(exclude_none=True)
+    body["stream"] = True
+    return body
+
+
+def _parse_line(line: str | bytes) -> Any:
+    try:
+        data = json.loads(line)
+    except ValueError:
+        raise UpstreamError("Ollama sent a line that is not JSON") from None
+    if isinstance(data, dict) and "error" in data:
+        raise UpstreamError(f"Ollama reported an error: {data['error']}")
+    return data
+
+
+def _chunk(data: dict[str, Any], shape: str) -> Chunk:
+    if shape == "message":
+        message = data.get("message") or {}
+        content, thinking = message.get("content", ""), message.get("thinking", "")
+        tool_calls = message.get("tool_calls")
+    else:
+        content, thinking, tool_calls = data.get("response", ""), data.get("thinking", ""), None
+    chunk = Chunk(content=content or "", thinking=thinking or "", tool_calls=tool_calls)
+    if data.get("done"):
+        chunk.done = True
+        for name in _DONE_FIELDS:
+            if data.get(name) is not None:
+                setattr(chunk, name, data[name])
+    return chunk
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        error = None
+    if isinstance(error, dict):
+        error = error.get("message")
+    return str(error or response.text[:200] or response.reason_phrase)
+
+
+def _retry_after(response: httpx.Response) -> int:
+    try:
+        return max(1, int(response.headers.get("retry-after", "5")))
+    except ValueError:
+        return 5

@@ -1,0 +1,98 @@
+"""The application factory: settings in, a FastAPI app with every client owned by its lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app import __version__
+from app.api import health, ollama
+from app.api.errors import install_error_handlers
+from app.api.middleware import BodyLimitMiddleware, JsonBodyMiddleware, RequestContextMiddleware
+from app.config import Settings, load_settings
+from app.core.cache import MemoryCache, RedisCache, ResponseCache
+from app.core.metrics import Metrics, mark_worker_dead
+from app.llm.base import Backend
+from app.llm.completions import CompletionService
+
+logger = logging.getLogger(__name__)
+
+
+def build_backend(settings: Settings, metrics: Metrics) -> Backend:
+    """The model backend the settings ask for."""
+    if settings.llm_backend == "ollama":
+        from app.llm.ollama import OllamaBackend
+
+        return OllamaBackend(
+            settings.ollama_urls[0],
+            connect_timeout=settings.ollama_connect_timeout,
+            read_timeout=settings.ollama_read_timeout,
+        )
+    from app.llm.embedded import EmbeddedBackend
+
+    gauge = metrics.queue_waiting.labels(backend="embedded")
+    return EmbeddedBackend(settings.embedded, on_waiting=gauge.set)
+
+
+def build_cache(settings: Settings) -> ResponseCache | None:
+    """Redis when configured, in-process otherwise; None when the TTL is 0."""
+    if settings.cache_ttl == 0:
+        return None
+    if settings.redis_url is not None:
+        return RedisCache(settings.redis_url.get_secret_value(), settings.cache_ttl)
+    return MemoryCache(settings.cache_ttl, settings.cache_max_entries)
+
+
+def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI:
+    """Build the app; `backend` replaces the configured one (tests plug fakes in here)."""
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        model_backend = backend or build_backend(settings, metrics)
+        cache = build_cache(settings)
+        await model_backend.start()
+        metrics.backend_up.labels(backend=model_backend.name).set(1)
+        app.state.cache = cache
+        app.state.completions = CompletionService(
+            model_backend, cache, metrics, settings.limits, settings.default_model
+        )
+        logger.info(
+            "llamarada started",
+            extra={
+                "backend": model_backend.name,
+                "cache": cache.name if cache else "off",
+                "version": __version__,
+            },
+        )
+        try:
+            yield
+        finally:
+            await model_backend.aclose()
+            if cache is not None:
+                await cache.aclose()
+            mark_worker_dead()
+
+    app = FastAPI(
+        title="Llamarada",
+        version=__version__,
+        description="Self-hosted LLM gateway speaking the Ollama and OpenAI APIs.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    install_error_handlers(app)
+    app.add_middleware(JsonBodyMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(health.router)
+    app.include_router(ollama.router)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for uvicorn workers (logging is set up by `llamarada serve`)."""
+    return create_app(load_settings())
