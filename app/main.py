@@ -47,14 +47,17 @@ def build_cache(settings: Settings) -> ResponseCache | None:
 
 
 def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI:
-    """Build the app; `backend` replaces the configured one (tests plug fakes in here)."""
+    """Build the app; a `backend` handed in (started, and closed by the caller) replaces the
+    configured one."""
     metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = backend is None  # a backend handed in belongs to the caller
         model_backend = backend or build_backend(settings, metrics)
         cache = build_cache(settings)
-        await model_backend.start()
+        if owned:
+            await model_backend.start()
         metrics.backend_up.labels(backend=model_backend.name).set(1)
         app.state.cache = cache
         app.state.completions = CompletionService(
@@ -71,7 +74,8 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
         try:
             yield
         finally:
-            await model_backend.aclose()
+            if owned:
+                await model_backend.aclose()
             if cache is not None:
                 await cache.aclose()
             mark_worker_dead()

@@ -11,7 +11,6 @@ import uuid
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import PayloadTooLarge
 from app.core.logging import request_id_var
 
 logger = logging.getLogger("app.access")
@@ -94,27 +93,33 @@ class BodyLimitMiddleware:
             await _too_large(send, self.max_bytes)
             return
         seen = 0
+        too_large = False
 
         async def counting_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, too_large
+            if too_large:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise PayloadTooLarge(_too_large_message(self.max_bytes))
+                    # Stop the app reading; it sees a client that left, and we answer 413.
+                    too_large = True
+                    return {"type": "http.disconnect"}
             return message
 
-        await self.app(scope, counting_receive, send)
+        async def guarded_send(message: Message) -> None:
+            if not too_large:
+                await send(message)
 
-
-def _too_large_message(max_bytes: int) -> str:
-    return f"the request body is over the {max_bytes}-byte limit"
+        await self.app(scope, counting_receive, guarded_send)
+        if too_large:
+            await _too_large(send, self.max_bytes)
 
 
 async def _too_large(send: Send, max_bytes: int) -> None:
-    body = json.dumps(
-        {"error": {"type": "payload_too_large", "message": _too_large_message(max_bytes)}}
-    ).encode()
+    message = f"the request body is over the {max_bytes}-byte limit"
+    body = json.dumps({"error": {"type": "payload_too_large", "message": message}}).encode()
     await send(
         {
             "type": "http.response.start",

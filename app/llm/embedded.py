@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import importlib.util
 import json
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from app.config import EmbeddedSettings
-from app.core.errors import InvalidRequest, ModelNotFound, Overloaded
+from app.core.errors import InvalidRequest, ModelNotFound, Overloaded, UpstreamUnavailable
 from app.llm.base import ChatRequest, Chunk, Embeddings, GenerateRequest, ModelInfo, Options
 
 logger = logging.getLogger(__name__)
@@ -207,16 +208,12 @@ class EmbeddedBackend:
         )
 
     def _describe(self) -> ModelInfo:
-        digest = hashlib.sha256()
-        with self._path.open("rb") as file:
-            while block := file.read(1 << 20):
-                digest.update(block)
         meta = self._llm.metadata
         stat = self._path.stat()
         return ModelInfo(
             name=self.model_name,
             size=stat.st_size,
-            digest=digest.hexdigest(),
+            digest=_file_digest(self._path, stat.st_size, stat.st_mtime_ns),
             modified_at=datetime.fromtimestamp(stat.st_mtime, UTC).isoformat(),
             details={
                 "parent_model": "",
@@ -347,9 +344,17 @@ class EmbeddedBackend:
     async def check(self) -> None:
         """The model is loaded once `start` has returned."""
         if self._llm is None:
-            from app.core.errors import UpstreamUnavailable
-
             raise UpstreamUnavailable("the embedded model is not loaded")
+
+
+@functools.cache
+def _file_digest(path: Path, size: int, mtime_ns: int) -> str:
+    """SHA-256 of a model file; size and mtime in the key so a replaced file is hashed again."""
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while block := file.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _grammar(json_format: str | dict[str, Any] | None) -> Any:
