@@ -131,9 +131,7 @@ async def test_chat_identical_concurrent_requests_make_one_model_call(
     client: httpx.AsyncClient, model: CountingBackend
 ) -> None:
     body = chat_body("Count to five.", options={"temperature": 0, "num_predict": 24})
-    responses = await asyncio.gather(
-        *(client.post("/api/chat", json=body) for _ in range(20))
-    )
+    responses = await asyncio.gather(*(client.post("/api/chat", json=body) for _ in range(20)))
     assert model.calls == 1
     texts = {text_of(ndjson(response)) for response in responses}
     assert len(texts) == 1
