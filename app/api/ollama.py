@@ -1,4 +1,4 @@
-"""Ollama-compatible routes: `/api/chat`, `/api/generate`, `/api/tags`."""
+"""Ollama-compatible routes: `/api/chat`, `/api/generate`, `/api/tags`, `/api/version`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from app import __version__
 from app.api.deps import CachePolicyDep, CompletionsDep
 from app.core.errors import LlamaradaError
 from app.llm.base import ChatRequest, Chunk, GenerateRequest
@@ -65,6 +66,12 @@ async def tags(completions: CompletionsDep) -> dict[str, Any]:
             for info in models
         ]
     }
+
+
+@router.get("/api/version")
+async def version() -> dict[str, str]:
+    """The server's version, as Ollama reports its own."""
+    return {"version": __version__}
 
 
 async def _respond(reply: Reply, stream: bool, shape: Shape) -> Response:

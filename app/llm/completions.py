@@ -218,6 +218,10 @@ class CompletionService:
         async def finish(flight: Flight) -> None:
             if self._flights.get(key) is flight:
                 del self._flights[key]
+            if isinstance(flight.error, UpstreamError):
+                self._metrics.upstream_errors.labels(
+                    backend=self.backend.name, reason=flight.error.error_type
+                ).inc()
             if flight.error is not None or not flight.chunks:
                 return
             last = flight.chunks[-1]
