@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import importlib.util
@@ -93,6 +94,11 @@ class ModelSlot:
             self._waiting -= 1
             self._on_waiting(self._waiting)
 
+    @property
+    def busy(self) -> bool:
+        """True while the model is working on something."""
+        return self._lock.locked()
+
     async def call(self, work: Callable[[], T]) -> T:
         """Run `work` on the model thread when the model is free."""
         await self._acquire()
@@ -161,6 +167,11 @@ class EmbeddedBackend:
         self._embedder: Any = None
         self._formatter: Any = None
         self._info: ModelInfo | None = None
+
+    @property
+    def busy(self) -> bool:
+        """True while the model is generating or embedding."""
+        return self._slot.busy
 
     async def start(self) -> None:
         """Load the model (about 0.1 s for SmolLM2) and its chat template."""
@@ -290,15 +301,16 @@ class EmbeddedBackend:
             kwargs["max_tokens"] = min(kwargs["max_tokens"], room)
             return iter(self._llm.create_completion(tokens, stream=True, **kwargs))
 
-        async for part in self._slot.stream(run):
-            choice = part["choices"][0]
-            if choice["text"]:
-                if not first_at:
-                    first_at = time.perf_counter_ns()
-                count += 1
-                yield Chunk(content=choice["text"])
-            if choice.get("finish_reason"):
-                reason = choice["finish_reason"]
+        async with contextlib.aclosing(self._slot.stream(run)) as parts:
+            async for part in parts:
+                choice = part["choices"][0]
+                if choice["text"]:
+                    if not first_at:
+                        first_at = time.perf_counter_ns()
+                    count += 1
+                    yield Chunk(content=choice["text"])
+                if choice.get("finish_reason"):
+                    reason = choice["finish_reason"]
         ended = time.perf_counter_ns()
         first_at = first_at or ended
         yield Chunk(
