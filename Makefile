@@ -4,8 +4,8 @@ VENV ?= .venv
 PORT ?= 8000
 BIN := $(VENV)/bin
 # Debian packages the tests drive for real (see ARCHITECTURE.md, "What the tests run for real").
-SYSTEM_PACKAGES := redis-server
-SYSTEM_BINARIES := redis-server
+SYSTEM_PACKAGES := redis-server prometheus
+SYSTEM_BINARIES := redis-server promtool
 
 .PHONY: run test lint bench system-deps clean
 

@@ -91,7 +91,7 @@ def redis_server(tmp_path: Path) -> Iterator[RedisProcess]:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Default settings with the data dir in a temp folder and no .env file."""
-    return Settings(_env_file=None, data_dir=tmp_path / "data")  # type: ignore[call-arg]
+    return Settings(_env_file=None, data_dir=tmp_path / "data")
 
 
 @asynccontextmanager

@@ -22,9 +22,7 @@ BODY: dict[str, Any] = {
 
 def redis_settings(settings: Settings, server: RedisProcess) -> Settings:
     """The test settings with the cache in the given Redis."""
-    return Settings(  # type: ignore[call-arg]
-        _env_file=None, data_dir=settings.data_dir, redis_url=server.url
-    )
+    return Settings(_env_file=None, data_dir=settings.data_dir, redis_url=server.url)
 
 
 async def test_redis_cache_hit_survives_a_new_app(

@@ -6,6 +6,7 @@ import asyncio
 import math
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -19,7 +20,7 @@ from tests.conftest import app_client
 MODEL = "smollm2:135m"
 
 
-def chat(content: str, num_predict: int = 8, **extra: object) -> ChatRequest:
+def chat(content: str, num_predict: int = 8, **extra: Any) -> ChatRequest:
     """A deterministic chat request for the embedded model."""
     return ChatRequest.model_validate(
         {
@@ -105,7 +106,7 @@ async def test_embedded_reader_leaving_stops_generation(backend: EmbeddedBackend
     ],
 )
 async def test_embedded_rejects_what_the_model_cannot_do(
-    backend: EmbeddedBackend, extra: dict[str, object], field: str
+    backend: EmbeddedBackend, extra: dict[str, Any], field: str
 ) -> None:
     with pytest.raises(InvalidRequest, match=field):
         await collect(backend.chat(chat("hi", **extra)))

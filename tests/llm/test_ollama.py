@@ -38,7 +38,7 @@ async def collect(backend: OllamaBackend, request: ChatRequest) -> list[Chunk]:
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[str]:
     """A second Llamarada in embedded mode: a real Ollama-protocol server with a real model."""
-    settings = Settings(_env_file=None, cache_ttl=0)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, cache_ttl=0)
     with serve_in_thread(create_app(settings)) as url:
         yield url
 
@@ -80,7 +80,7 @@ async def test_ollama_backend_lists_embeds_and_checks_a_real_upstream(upstream: 
         generated = [
             chunk
             async for chunk in backend.generate(
-                GenerateRequest(model="smollm2:135m", prompt="Hello", options={"num_predict": 4})  # type: ignore[arg-type]
+                GenerateRequest(model="smollm2:135m", prompt="Hello", options={"num_predict": 4})
             )
         ]
         assert generated[-1].done
@@ -89,9 +89,7 @@ async def test_ollama_backend_lists_embeds_and_checks_a_real_upstream(upstream: 
 
 
 async def test_gateway_in_ollama_mode_caches_upstream_answers(upstream: str) -> None:
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None, llm_backend="ollama", ollama_urls=upstream
-    )
+    settings = Settings(_env_file=None, llm_backend="ollama", ollama_urls=upstream)
     body = {
         "model": "smollm2:135m",
         "messages": [{"role": "user", "content": "Say yes."}],
@@ -216,9 +214,7 @@ async def test_ollama_backend_closes_upstream_when_reader_leaves(
 
 
 async def test_gateway_reports_upstream_faults_to_clients(scripted: str, script: Script) -> None:
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None, llm_backend="ollama", ollama_urls=scripted
-    )
+    settings = Settings(_env_file=None, llm_backend="ollama", ollama_urls=scripted)
     body = {"model": "llama3.2:1b", "messages": [{"role": "user", "content": "hi"}]}
     async with app_client(create_app(settings)) as client:
         script.status = 503
@@ -241,7 +237,7 @@ async def test_gateway_reports_upstream_faults_to_clients(scripted: str, script:
 
 
 async def test_gateway_not_ready_when_ollama_is_unreachable() -> None:
-    settings = Settings(  # type: ignore[call-arg]
+    settings = Settings(
         _env_file=None,
         llm_backend="ollama",
         ollama_urls=f"http://127.0.0.1:{free_port()}",
