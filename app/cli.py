@@ -1,4 +1,4 @@
-"""`llamarada serve | ...`: the command line."""
+"""`llamarada serve | finetune prepare | models create`: the command line."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 from app.config import ConfigError, load_settings
 from app.core.logging import configure_logging, logging_config
@@ -48,6 +49,41 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def finetune_prepare(args: argparse.Namespace) -> int:
+    """Turn (prompt, response) pairs into training JSONL."""
+    from app.finetune import FinetuneError, run_prepare
+
+    try:
+        report = run_prepare(
+            args.input,
+            args.output,
+            template=args.template,
+            validation=args.validation,
+            seed=args.seed,
+            system=args.system,
+            modelfile=args.modelfile,
+            strict=args.strict,
+        )
+    except (FinetuneError, OSError) as exc:
+        print(f"llamarada finetune: {exc}", file=sys.stderr)
+        return 1
+    print(report.summary())
+    return 0
+
+
+def models_create(args: argparse.Namespace) -> int:
+    """Create an Ollama model from a Modelfile on the configured Ollama servers."""
+    from app.bootstrap import BootstrapError, create_model_from_file
+    from app.modelfile import ModelfileError
+
+    try:
+        create_model_from_file(load_settings().ollama_urls, args.name, args.file)
+    except (BootstrapError, ModelfileError, ConfigError) as exc:
+        print(f"llamarada models: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `llamarada` argument parser."""
     parser = argparse.ArgumentParser(prog="llamarada", description=__doc__)
@@ -57,6 +93,28 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     run.add_argument("--workers", type=int, default=1)
     run.set_defaults(handler=serve)
+
+    finetune = commands.add_parser("finetune", help="prepare fine-tuning data")
+    finetune_commands = finetune.add_subparsers(dest="finetune_command", required=True)
+    prepare = finetune_commands.add_parser(
+        "prepare", help="CSV (prompt,response) or JSONL -> training JSONL"
+    )
+    prepare.add_argument("input", type=Path)
+    prepare.add_argument("--output", "-o", type=Path, required=True)
+    prepare.add_argument("--template", choices=["llama3", "chatml"], default="llama3")
+    prepare.add_argument("--validation", type=float, default=0.0, help="share held out, 0-0.5")
+    prepare.add_argument("--seed", type=int, default=42)
+    prepare.add_argument("--system", help="system prompt for rows without one")
+    prepare.add_argument("--modelfile", type=Path, help="take num_ctx and SYSTEM from it")
+    prepare.add_argument("--strict", action="store_true", help="fail on any bad row")
+    prepare.set_defaults(handler=finetune_prepare)
+
+    models = commands.add_parser("models", help="custom models from Modelfiles")
+    models_commands = models.add_subparsers(dest="models_command", required=True)
+    create = models_commands.add_parser("create", help="create a model on the Ollama servers")
+    create.add_argument("name")
+    create.add_argument("--file", "-f", type=Path, required=True, help="the Modelfile")
+    create.set_defaults(handler=models_create)
     return parser
 
 
