@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from app.core.errors import LlamaradaError, ModelNotFound
 from app.llm.base import Backend, ChatRequest, Chunk, Embeddings, GenerateRequest, ModelInfo
@@ -73,6 +74,16 @@ class ScriptedBackend:
         """The one scripted model."""
         return [ModelInfo(name=self.model)]
 
+    async def show(self, model: str) -> dict[str, Any]:
+        """A minimal `/api/show` answer."""
+        if model != self.model:
+            raise ModelNotFound(model, [self.model])
+        return {"modelfile": f"FROM {model}", "details": {}, "capabilities": ["completion"]}
+
+    async def running(self) -> list[dict[str, Any]]:
+        """Nothing loaded."""
+        return []
+
     async def check(self) -> None:
         """Always up."""
 
@@ -110,6 +121,14 @@ class CountingBackend:
     async def list_models(self) -> list[ModelInfo]:
         """Delegate."""
         return await self.inner.list_models()
+
+    async def show(self, model: str) -> dict[str, Any]:
+        """Delegate."""
+        return await self.inner.show(model)
+
+    async def running(self) -> list[dict[str, Any]]:
+        """Delegate."""
+        return await self.inner.running()
 
     async def check(self) -> None:
         """Delegate."""

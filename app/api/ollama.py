@@ -1,20 +1,22 @@
-"""Ollama-compatible routes: `/api/chat`, `/api/generate`, `/api/tags`, `/api/version`."""
+"""Ollama-compatible routes: chat, generate, embeddings, models; model management refused."""
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict
 
 from app import __version__
 from app.api.deps import CachePolicyDep, CompletionsDep
-from app.core.errors import LlamaradaError
-from app.llm.base import ChatRequest, Chunk, GenerateRequest
+from app.core.errors import Forbidden, LlamaradaError
+from app.llm.base import ChatRequest, Chunk, EmbedRequest, GenerateRequest, Options
 from app.llm.completions import Reply
 
 router = APIRouter(tags=["ollama"])
@@ -66,6 +68,81 @@ async def tags(completions: CompletionsDep) -> dict[str, Any]:
             for info in models
         ]
     }
+
+
+@router.post("/api/embed")
+async def embed(body: EmbedRequest, completions: CompletionsDep) -> dict[str, Any]:
+    """Embed one text or several."""
+    started = time.perf_counter_ns()
+    result = await completions.embed(body.model, body.texts, truncate=body.truncate)
+    vectors = result.vectors
+    if body.dimensions:
+        vectors = [vector[: body.dimensions] for vector in vectors]
+    return {
+        "model": await completions.resolve_model(body.model),
+        "embeddings": vectors,
+        "total_duration": time.perf_counter_ns() - started,
+        "load_duration": 0,
+        "prompt_eval_count": result.prompt_eval_count,
+    }
+
+
+class LegacyEmbeddingsRequest(BaseModel):
+    """The deprecated `/api/embeddings` request: one prompt."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = ""
+    prompt: str
+    options: Options | None = None
+    keep_alive: str | float | None = None
+
+
+@router.post("/api/embeddings")
+async def embeddings(
+    body: LegacyEmbeddingsRequest, completions: CompletionsDep
+) -> dict[str, list[float]]:
+    """Embed one prompt (Ollama's older route)."""
+    result = await completions.embed(body.model, [body.prompt])
+    return {"embedding": result.vectors[0]}
+
+
+class ShowRequest(BaseModel):
+    """`/api/show`: the model by `model` (or the older `name`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = ""
+    name: str = ""
+    verbose: bool = False
+
+
+@router.post("/api/show")
+async def show(body: ShowRequest, completions: CompletionsDep) -> dict[str, Any]:
+    """A model's details, template and parameters."""
+    return await completions.show(body.model or body.name)
+
+
+@router.get("/api/ps")
+async def running(completions: CompletionsDep) -> dict[str, Any]:
+    """The models loaded now."""
+    return {"models": await completions.backend.running()}
+
+
+async def model_management(request: Request) -> Response:
+    """Ollama's model-management routes are not proxied: nobody pulls or deletes through here."""
+    raise Forbidden(f"{request.url.path} is model management, which this gateway does not proxy")
+
+
+for _path, _methods in (
+    ("/api/pull", ["POST"]),
+    ("/api/push", ["POST"]),
+    ("/api/create", ["POST"]),
+    ("/api/copy", ["POST"]),
+    ("/api/delete", ["DELETE"]),
+    ("/api/blobs/{digest}", ["HEAD", "POST"]),
+):
+    router.add_api_route(_path, model_management, methods=_methods, include_in_schema=False)
 
 
 @router.get("/api/version")

@@ -2,6 +2,7 @@
 
     LlamaradaError                 500 internal_error
     ├── InvalidRequest             400 invalid_request_error (422 when a field is named)
+    ├── Forbidden                  403 permission_error
     ├── ModelNotFound              404 not_found_error
     ├── NotFound                   404 not_found_error
     ├── PayloadTooLarge            413 payload_too_large
@@ -40,6 +41,13 @@ class InvalidRequest(LlamaradaError):
         self.field = field
         if field:
             self.status_code = 422
+
+
+class Forbidden(LlamaradaError):
+    """The caller may not do this here."""
+
+    status_code = 403
+    error_type = "permission_error"
 
 
 class ModelNotFound(LlamaradaError):

@@ -38,6 +38,17 @@ class Options(BaseModel):
     main_gpu: int | None = None
     use_mmap: bool | None = None
     num_thread: int | None = Field(default=None, ge=0)
+    # Older Ollama options that clients (LangChain's ChatOllama among them) still send.
+    tfs_z: float | None = None
+    num_gqa: int | None = None
+    low_vram: bool | None = None
+    f16_kv: bool | None = None
+    logits_all: bool | None = None
+    vocab_only: bool | None = None
+    use_mlock: bool | None = None
+    embedding_only: bool | None = None
+    rope_frequency_base: float | None = None
+    rope_frequency_scale: float | None = None
 
 
 class Message(BaseModel):
@@ -90,6 +101,24 @@ class GenerateRequest(BaseModel):
     think: Think = None
     stream: bool = True
     keep_alive: str | float | None = None
+
+
+class EmbedRequest(BaseModel):
+    """Ollama's `/api/embed` request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(default="", max_length=256)
+    input: str | list[str]
+    truncate: bool = True
+    options: Options | None = None
+    keep_alive: str | float | None = None
+    dimensions: int | None = Field(default=None, ge=1)
+
+    @property
+    def texts(self) -> list[str]:
+        """The input as a list."""
+        return [self.input] if isinstance(self.input, str) else self.input
 
 
 @dataclass
@@ -150,6 +179,12 @@ class Backend(Protocol):
 
     async def list_models(self) -> list[ModelInfo]:
         """The models this backend serves."""
+
+    async def show(self, model: str) -> dict[str, Any]:
+        """Ollama's `/api/show` answer for the model."""
+
+    async def running(self) -> list[dict[str, Any]]:
+        """Ollama's `/api/ps` entries: the models loaded now."""
 
     async def check(self) -> None:
         """Raise `UpstreamUnavailable` unless the backend can answer now."""

@@ -20,7 +20,15 @@ from app.core.errors import (
     UpstreamError,
 )
 from app.core.metrics import Metrics
-from app.llm.base import Backend, ChatRequest, Chunk, GenerateRequest, ModelInfo, Options
+from app.llm.base import (
+    Backend,
+    ChatRequest,
+    Chunk,
+    Embeddings,
+    GenerateRequest,
+    ModelInfo,
+    Options,
+)
 from app.llm.flight import Flight
 
 logger = logging.getLogger(__name__)
@@ -140,6 +148,31 @@ class CompletionService:
                 if candidate in wanted:
                     return candidate
         raise ModelNotFound(name, names)
+
+    async def embed(self, model: str, inputs: list[str], *, truncate: bool = True) -> Embeddings:
+        """Embed the inputs with the model, within the prompt limits."""
+        if not inputs:
+            raise InvalidRequest("needs at least one text", field="input")
+        if len(inputs) > self._limits.max_messages:
+            raise InvalidRequest(
+                f"{len(inputs)} texts, at most {self._limits.max_messages} allowed", field="input"
+            )
+        self._check_prompt_size(sum(len(text) for text in inputs), "input")
+        model = await self.resolve_model(model)
+        started = time.perf_counter()
+        self._metrics.active_requests.labels(model=model).inc()
+        error = True
+        try:
+            result = await self.backend.embed(model, inputs, truncate=truncate)
+            error = False
+        finally:
+            self._finish(model, started, error=error)
+        self._metrics.tokens.labels(model=model, kind="prompt").inc(result.prompt_eval_count)
+        return result
+
+    async def show(self, model: str) -> dict[str, Any]:
+        """What the backend says about a model it serves."""
+        return await self.backend.show(await self.resolve_model(model))
 
     def _check_prompt_size(self, chars: int, field: str) -> None:
         if chars > self._limits.max_prompt_chars:

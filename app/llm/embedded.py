@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+NEVER = "9999-12-31T23:59:59Z"  # the embedded model stays loaded while the process runs
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 # Ollama's defaults, so the same request samples the same way behind either backend.
@@ -352,6 +353,43 @@ class EmbeddedBackend:
     async def list_models(self) -> list[ModelInfo]:
         """The one model this backend serves."""
         return [self._info] if self._info else []
+
+    async def show(self, model: str) -> dict[str, Any]:
+        """The model's template, parameters and metadata, in Ollama's `/api/show` shape."""
+        self._require(model)
+        info = await self._loaded_info()
+        parameters = {**OLLAMA_DEFAULTS, "num_ctx": self._settings.n_ctx}
+        return {
+            "modelfile": f"FROM {self._path}\n"
+            + "".join(f"PARAMETER {k} {v}\n" for k, v in parameters.items()),
+            "parameters": "\n".join(f"{k:<16}{v}" for k, v in parameters.items()),
+            "template": self._llm.metadata.get("tokenizer.chat_template", ""),
+            "details": info.details,
+            "model_info": dict(self._llm.metadata),
+            "capabilities": ["completion"],
+            "modified_at": info.modified_at,
+        }
+
+    async def running(self) -> list[dict[str, Any]]:
+        """The one model, loaded for as long as the process runs."""
+        info = await self._loaded_info()
+        return [
+            {
+                "name": info.name,
+                "model": info.name,
+                "size": info.size,
+                "digest": info.digest,
+                "details": info.details,
+                "expires_at": NEVER,
+                "size_vram": 0,
+                "context_length": self._settings.n_ctx,
+            }
+        ]
+
+    async def _loaded_info(self) -> ModelInfo:
+        if self._info is None:
+            raise UpstreamUnavailable("the embedded model is not loaded")
+        return self._info
 
     async def check(self) -> None:
         """The model is loaded once `start` has returned."""

@@ -134,6 +134,16 @@ class OllamaBackend:
             for item in data.get("models") or []
         ]
 
+    async def show(self, model: str) -> dict[str, Any]:
+        """POST `/api/show`."""
+        data: dict[str, Any] = await self._json("POST", "/api/show", model, json={"model": model})
+        return data
+
+    async def running(self) -> list[dict[str, Any]]:
+        """GET `/api/ps`."""
+        models: list[dict[str, Any]] = (await self._json("GET", "/api/ps")).get("models") or []
+        return models
+
     async def check(self) -> None:
         """GET `/api/version` within the connect timeout."""
         await self._json("GET", "/api/version", timeout=self._connect_timeout)

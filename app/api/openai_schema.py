@@ -1,0 +1,246 @@
+"""OpenAI's request shapes, and their translation into the project's Ollama-shaped requests.
+
+Both surfaces share one pipeline: a `/v1/chat/completions` request becomes the same
+`ChatRequest` an equivalent `/api/chat` request would, so it hits the same cache entry.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.core.errors import InvalidRequest
+from app.llm.base import ChatRequest, Message, Options
+
+
+class TextPart(BaseModel):
+    """A text part of a message's content."""
+
+    type: Literal["text"]
+    text: str
+
+
+class ImageURL(BaseModel):
+    """An image, as a data URL: the gateway fetches nothing from the network for a client."""
+
+    url: str
+    detail: str | None = None
+
+
+class ImagePart(BaseModel):
+    """An image part of a message's content."""
+
+    type: Literal["image_url"]
+    image_url: ImageURL
+
+
+class FunctionCall(BaseModel):
+    """A function call as OpenAI writes it: arguments are a JSON string."""
+
+    name: str
+    arguments: str = "{}"
+
+
+class ToolCall(BaseModel):
+    """A tool call in an assistant message."""
+
+    id: str = ""
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+class ChatMessage(BaseModel):
+    """One message of an OpenAI chat."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[TextPart | ImagePart] | None = None
+    name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+    refusal: str | None = None
+
+
+class JsonSchemaFormat(BaseModel):
+    """`response_format.json_schema`."""
+
+    name: str = "response"
+    schema_: dict[str, Any] = Field(default_factory=dict, alias="schema")
+    strict: bool | None = None
+    description: str | None = None
+
+
+class ResponseFormat(BaseModel):
+    """`response_format`: text, any JSON object, or JSON matching a schema."""
+
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+
+class StreamOptions(BaseModel):
+    """`stream_options`."""
+
+    include_usage: bool = False
+
+
+class ChatCompletionRequest(BaseModel):
+    """`POST /v1/chat/completions`; parameters the gateway cannot honour are refused by name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1, max_length=256)
+    messages: list[ChatMessage]
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    response_format: ResponseFormat | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    n: int | None = Field(default=None, ge=1)
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+    logit_bias: dict[str, float] | None = None
+    user: str | None = None
+    store: bool | None = None
+    metadata: dict[str, str] | None = None
+    service_tier: str | None = None
+    reasoning_effort: Literal["low", "medium", "high"] | None = None
+
+    def to_chat_request(self) -> ChatRequest:
+        """The same request in the project's (Ollama's) shape."""
+        self._refuse_unsupported()
+        stop = [self.stop] if isinstance(self.stop, str) else self.stop
+        options = Options(
+            temperature=self.temperature,
+            top_p=self.top_p,
+            num_predict=self.max_completion_tokens or self.max_tokens,
+            stop=stop,
+            seed=self.seed,
+            presence_penalty=self.presence_penalty,
+            frequency_penalty=self.frequency_penalty,
+        )
+        tools = None if self.tool_choice == "none" else self.tools
+        return ChatRequest(
+            model=self.model,
+            messages=_messages(self.messages),
+            options=options if options.model_dump(exclude_none=True) else None,
+            format=_format(self.response_format),
+            tools=tools or None,
+            think=self.reasoning_effort,
+            stream=self.stream,
+        )
+
+    def _refuse_unsupported(self) -> None:
+        if self.n not in (None, 1):
+            raise InvalidRequest("only one choice (n=1) is supported", field="n")
+        if self.logprobs or self.top_logprobs:
+            raise InvalidRequest("log probabilities are not supported", field="logprobs")
+        if self.logit_bias:
+            raise InvalidRequest("logit_bias is not supported", field="logit_bias")
+        if self.tool_choice not in (None, "auto", "none"):
+            raise InvalidRequest(
+                "only 'auto' and 'none' are supported: models choose their tools",
+                field="tool_choice",
+            )
+
+
+class EmbeddingRequest(BaseModel):
+    """`POST /v1/embeddings`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1, max_length=256)
+    input: str | list[str]
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(default=None, ge=1)
+    user: str | None = None
+
+    @property
+    def texts(self) -> list[str]:
+        """The input as a list."""
+        return [self.input] if isinstance(self.input, str) else self.input
+
+
+def _messages(messages: list[ChatMessage]) -> list[Message]:
+    """OpenAI messages as Ollama's: parts flattened, tool calls decoded, tool results named."""
+    names_by_call: dict[str, str] = {}
+    converted = []
+    for index, message in enumerate(messages):
+        text, images = _content(message, index)
+        tool_calls = None
+        if message.tool_calls:
+            tool_calls = []
+            for call in message.tool_calls:
+                names_by_call[call.id] = call.function.name
+                tool_calls.append(
+                    {
+                        "function": {
+                            "name": call.function.name,
+                            "arguments": _arguments(call.function.arguments, index),
+                        }
+                    }
+                )
+        role = "system" if message.role == "developer" else message.role
+        tool_name = names_by_call.get(message.tool_call_id or "") if role == "tool" else None
+        converted.append(
+            Message(
+                role=role,
+                content=text,
+                images=images or None,
+                tool_calls=tool_calls,
+                tool_name=tool_name,
+            )
+        )
+    return converted
+
+
+def _content(message: ChatMessage, index: int) -> tuple[str, list[str]]:
+    if message.content is None or isinstance(message.content, str):
+        return message.content or "", []
+    texts, images = [], []
+    for part in message.content:
+        if isinstance(part, TextPart):
+            texts.append(part.text)
+            continue
+        url = part.image_url.url
+        prefix, _, data = url.partition(";base64,")
+        if not prefix.startswith("data:image/") or not data:
+            raise InvalidRequest(
+                "images must be base64 data URLs; the gateway does not fetch URLs",
+                field=f"messages.{index}.content",
+            )
+        images.append(data)
+    return "\n".join(texts), images
+
+
+def _arguments(arguments: str, index: int) -> dict[str, Any]:
+    try:
+        value = json.loads(arguments or "{}")
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise InvalidRequest(
+            "tool call arguments must be a JSON object", field=f"messages.{index}.tool_calls"
+        )
+    return value
+
+
+def _format(response_format: ResponseFormat | None) -> str | dict[str, Any] | None:
+    if response_format is None or response_format.type == "text":
+        return None
+    if response_format.type == "json_object":
+        return "json"
+    if response_format.json_schema is None or not response_format.json_schema.schema_:
+        raise InvalidRequest("json_schema.schema is required", field="response_format")
+    return response_format.json_schema.schema_
