@@ -21,7 +21,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 # hadolint ignore=DL3013
 RUN mkdir app && touch app/__init__.py \
-    && pip install ".[redis,chroma]" \
+    && pip install . \
     && rm -rf app build ./*.egg-info
 
 COPY app/ app/

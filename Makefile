@@ -4,8 +4,8 @@ VENV ?= .venv
 PORT ?= 8000
 BIN := $(VENV)/bin
 # Debian packages the tests drive for real (see ARCHITECTURE.md, "What the tests run for real").
-SYSTEM_PACKAGES := redis-server prometheus
-SYSTEM_BINARIES := redis-server promtool
+SYSTEM_PACKAGES := redis-server prometheus nginx chromium
+SYSTEM_BINARIES := redis-server promtool nginx chromium
 
 .PHONY: run test lint bench system-deps clean
 
@@ -40,8 +40,14 @@ lint: $(VENV)/.test-deps
 test: system-deps lint
 	$(BIN)/pytest
 
-bench: $(VENV)/.test-deps
-	$(BIN)/python -m bench
+# LiteLLM's proxy, the reference the gateway benchmark compares with, in a venv of its own.
+LITELLM_VENV := .venv-litellm
+$(LITELLM_VENV)/bin/litellm:
+	$(PYTHON) -m venv $(LITELLM_VENV)
+	$(LITELLM_VENV)/bin/pip install --quiet 'litellm[proxy]>=1.108'
+
+bench: $(VENV)/.test-deps $(LITELLM_VENV)/bin/litellm
+	LITELLM_BIN=$(LITELLM_VENV)/bin $(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

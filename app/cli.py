@@ -1,14 +1,17 @@
-"""`llamarada serve | finetune prepare | models create`: the command line."""
+"""`llamarada serve | worker | batch submit | finetune prepare | models create`: the CLI."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+
+import httpx
 
 from app.config import ConfigError, load_settings
 from app.core.logging import configure_logging, logging_config
@@ -47,6 +50,70 @@ def serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=10,
     )
     return 0
+
+
+def worker(args: argparse.Namespace) -> int:
+    """Run a batch worker: items from the Redis queue, /metrics on its own port."""
+    from app.batch.build import batch_redis_url
+
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"llamarada: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    if batch_redis_url(settings) is None:
+        print(
+            "llamarada worker: set LLAMARADA_REDIS_URL; without Redis the API runs batch jobs "
+            "itself and no worker is needed",
+            file=sys.stderr,
+        )
+        return 2
+    from app.batch.worker import run_worker
+
+    concurrency = args.concurrency or settings.batch.worker_concurrency
+    asyncio.run(
+        run_worker(
+            settings,
+            concurrency=concurrency,
+            metrics_port=args.metrics_port,
+            metrics_host=args.metrics_host,
+        )
+    )
+    return 0
+
+
+def batch_submit(args: argparse.Namespace) -> int:
+    """Send a JSONL file as a batch job; with --wait, follow it and save its results."""
+    from app.batch.client import Submission, SubmitError, download, http_client, submit, wait
+
+    sub = Submission(
+        url=args.url.rstrip("/"),
+        path=args.file,
+        model=args.model or "",
+        api_key=args.api_key,
+        interval=args.interval,
+    )
+    try:
+        with http_client(sub) as client:
+            job = submit(sub, client)
+            print(job["id"])
+            if not args.wait:
+                return 0
+            job = wait(sub, client, job["id"], sys.stderr)
+            target = args.output or args.file.with_suffix(".results.jsonl")
+            lines = download(sub, client, job["id"], target)
+    except (SubmitError, OSError, httpx.HTTPError) as exc:
+        print(f"llamarada batch: {exc}", file=sys.stderr)
+        return 1
+    counts = job["counts"]
+    print(
+        f"job {job['id']} {job['status']}: {counts['succeeded']} succeeded, "
+        f"{counts['failed']} failed, {counts['cancelled']} cancelled; "
+        f"{lines} results in {target}",
+        file=sys.stderr,
+    )
+    return 0 if job["status"] == "completed" else 1
 
 
 def finetune_prepare(args: argparse.Namespace) -> int:
@@ -93,6 +160,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     run.add_argument("--workers", type=int, default=1)
     run.set_defaults(handler=serve)
+
+    work = commands.add_parser("worker", help="run a batch worker (needs LLAMARADA_REDIS_URL)")
+    work.add_argument("--concurrency", type=int, help="items at once (LLAMARADA_BATCH__...)")
+    work.add_argument("--metrics-port", type=int, default=9100, help="/metrics port; 0: off")
+    work.add_argument("--metrics-host", default="0.0.0.0", help="/metrics address")
+    work.set_defaults(handler=worker)
+
+    batch = commands.add_parser("batch", help="batch jobs on a running server")
+    batch_commands = batch.add_subparsers(dest="batch_command", required=True)
+    send = batch_commands.add_parser("submit", help="send a JSONL file as a job")
+    send.add_argument("file", type=Path, help="one JSON object per line: a prompt or messages")
+    send.add_argument("--url", default=f"http://127.0.0.1:{os.environ.get('PORT', '8000')}")
+    send.add_argument("--model", help="for lines that name none (default: the server's)")
+    send.add_argument("--wait", action="store_true", help="show progress, then save results")
+    send.add_argument("--output", "-o", type=Path, help="default: FILE.results.jsonl")
+    send.add_argument("--interval", type=float, default=1.0, help="seconds between polls")
+    send.add_argument("--api-key", default=os.environ.get("LLAMARADA_API_KEY"))
+    send.set_defaults(handler=batch_submit)
 
     finetune = commands.add_parser("finetune", help="prepare fine-tuning data")
     finetune_commands = finetune.add_subparsers(dest="finetune_command", required=True)

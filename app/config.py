@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "LLAMARADA_"
@@ -26,6 +34,17 @@ class EmbeddedSettings(BaseModel):
     retry_after: int = Field(default=2, ge=1, description="seconds, sent with a full queue's 503")
 
 
+class PoolSettings(BaseModel):
+    """How the gateway spreads requests over its Ollama servers."""
+
+    max_concurrency: int = Field(default=4, ge=1, description="requests per server at once")
+    max_queue: int = Field(default=16, ge=0, description="requests waiting per server")
+    breaker_failures: int = Field(default=3, ge=1, description="failures in a row that open it")
+    breaker_cooldown: float = Field(default=10.0, gt=0, description="seconds before a retry")
+    health_interval: float = Field(default=10.0, gt=0, description="seconds between checks")
+    retry_after: int = Field(default=2, ge=1, description="seconds, sent with 503s")
+
+
 class LimitSettings(BaseModel):
     """Bounds on what one request may ask for."""
 
@@ -33,6 +52,114 @@ class LimitSettings(BaseModel):
     max_messages: int = Field(default=256, ge=1)
     max_prompt_chars: int = Field(default=100_000, ge=1)
     max_num_predict: int = Field(default=2048, ge=1)
+
+
+MAX_AGENT_STEPS = 10  # the most tool calls one agent request may ask for
+
+
+class AgentSettings(BaseModel):
+    """The tool-using agent (`POST /api/agent`) and its tools."""
+
+    max_steps: int = Field(
+        default=5, ge=1, le=MAX_AGENT_STEPS, description="tool calls per request by default"
+    )
+    tool_timeout: float = Field(default=10.0, gt=0, description="seconds one tool call may take")
+    total_timeout: float = Field(
+        default=120.0, gt=0, description="seconds one request may take, model calls included"
+    )
+    max_tool_output_chars: int = Field(
+        default=2000, ge=100, description="characters of a tool's output fed back to the model"
+    )
+    max_step_tokens: int = Field(
+        default=512, ge=16, description="tokens the model may write in one step"
+    )
+    timezone: str = "UTC"
+    locale: Literal["es", "en"] = "es"
+    openmeteo_geocoding_url: str = "https://geocoding-api.open-meteo.com"
+    openmeteo_forecast_url: str = "https://api.open-meteo.com"
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, name: str) -> str:
+        known = {zone.lower() for zone in zoneinfo.available_timezones()}
+        if name.strip().lower() not in known:
+            raise ValueError(f"{name!r} is not an IANA time zone name (such as 'Europe/Madrid')")
+        return name.strip()
+
+    @field_validator("openmeteo_geocoding_url", "openmeteo_forecast_url")
+    @classmethod
+    def _check_url(cls, url: str) -> str:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"{url!r} is not an http(s) URL")
+        return url.rstrip("/")
+
+
+class RagSettings(BaseModel):
+    """Knowledge bases: embeddings, splitting, retrieval, answers and upload bounds."""
+
+    embedder: Literal["auto", "minilm", "ollama"] = Field(
+        default="auto", description="auto: MiniLM in process with the embedded model, else Ollama"
+    )
+    ollama_embedding_model: str = Field(default="nomic-embed-text", min_length=1)
+    chunk_size: int = Field(default=1000, ge=100, le=20_000)
+    chunk_overlap: int = Field(default=200, ge=0, le=10_000)
+    top_k: int = Field(default=3, ge=1, le=50)
+    min_score: float = Field(
+        default=0.35, ge=0, le=1, description="answers: below this relevance, say not found"
+    )
+    context_tokens: int = Field(default=2048, ge=256, description="the answering model's window")
+    answer_tokens: int = Field(default=512, ge=16, description="room kept for the answer")
+    answer_temperature: float = Field(default=0.2, ge=0, le=2)
+    max_upload_bytes: int = Field(default=52_428_800, ge=1024, description="one upload request")
+    max_files: int = Field(default=20, ge=1, description="files in one upload request")
+    max_document_chars: int = Field(default=5_000_000, ge=1000, description="text of one file")
+    store_retry_after: int = Field(default=5, ge=1, description="seconds, with Chroma's 503")
+
+    @model_validator(mode="after")
+    def _check_overlap(self) -> RagSettings:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError("chunk_overlap must be smaller than chunk_size")
+        return self
+
+
+class BatchSettings(BaseModel):
+    """Batch jobs: size bounds, retention, and how workers run and recover items."""
+
+    max_sync_items: int = Field(default=64, ge=1, description="items in one POST /api/batch")
+    max_job_items: int = Field(default=50_000, ge=1, description="items in one job")
+    max_upload_bytes: int = Field(
+        default=104_857_600, ge=1024, description="one job or /v1/files upload"
+    )
+    concurrency: int = Field(default=4, ge=1, description="items at once, POST /api/batch")
+    max_concurrency: int = Field(default=32, ge=1, description="the most a request may ask")
+    retention: int = Field(default=604_800, ge=1, description="seconds results are kept")
+    completion_window: int = Field(
+        default=86_400, ge=60, description="seconds a job may run; then unfinished items expire"
+    )
+    worker_concurrency: int = Field(default=4, ge=1, description="items one worker runs at once")
+    item_timeout: float = Field(default=600.0, gt=0, description="seconds one item may take")
+    item_retries: int = Field(
+        default=3, ge=0, description="retries of an item the backend refused as overloaded"
+    )
+    max_attempts: int = Field(
+        default=3, ge=1, description="starts of one item (workers lost mid-item) before it fails"
+    )
+    heartbeat: int = Field(
+        default=15, ge=1, description="seconds without a worker's heartbeat before its items move"
+    )
+    sweep_interval: int = Field(default=5, ge=1, description="seconds between checks for them")
+    redis_url: SecretStr | None = Field(
+        default=None, description="a Redis that never evicts; unset: LLAMARADA_REDIS_URL"
+    )
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, url: SecretStr | None) -> SecretStr | None:
+        if url is not None and not url.get_secret_value().startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return url
 
 
 class Settings(BaseSettings):
@@ -58,7 +185,11 @@ class Settings(BaseSettings):
     cache_max_entries: int = Field(default=4096, ge=1, description="in-process cache size")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     embedded: EmbeddedSettings = EmbeddedSettings()
+    pool: PoolSettings = PoolSettings()
     limits: LimitSettings = LimitSettings()
+    rag: RagSettings = RagSettings()
+    agent: AgentSettings = AgentSettings()
+    batch: BatchSettings = BatchSettings()
 
     @field_validator("ollama_urls", mode="before")
     @classmethod

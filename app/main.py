@@ -6,17 +6,22 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 
 from app import __version__
-from app.api import health, ollama
+from app.agent.service import build_agent
+from app.api import agent, batch, health, ollama, openai, openai_batch, rag
 from app.api.errors import install_error_handlers
+from app.api.frontend import mount_frontend
 from app.api.middleware import BodyLimitMiddleware, JsonBodyMiddleware, RequestContextMiddleware
+from app.batch.build import build_batch
 from app.config import Settings, load_settings
 from app.core.cache import MemoryCache, RedisCache, ResponseCache
 from app.core.metrics import Metrics, mark_worker_dead
 from app.llm.base import Backend
 from app.llm.completions import CompletionService
+from app.rag.build import build_rag
 
 logger = logging.getLogger(__name__)
 
@@ -24,10 +29,12 @@ logger = logging.getLogger(__name__)
 def build_backend(settings: Settings, metrics: Metrics) -> Backend:
     """The model backend the settings ask for."""
     if settings.llm_backend == "ollama":
-        from app.llm.ollama import OllamaBackend
+        from app.llm.pool import OllamaPool
 
-        return OllamaBackend(
-            settings.ollama_urls[0],
+        return OllamaPool(
+            settings.ollama_urls,
+            settings.pool,
+            metrics,
             connect_timeout=settings.ollama_connect_timeout,
             read_timeout=settings.ollama_read_timeout,
         )
@@ -58,11 +65,16 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
         cache = build_cache(settings)
         if owned:
             await model_backend.start()
-        metrics.backend_up.labels(backend=model_backend.name).set(1)
+        if settings.llm_backend == "embedded" and owned:
+            metrics.backend_up.labels(backend=model_backend.name).set(1)
         app.state.cache = cache
         app.state.completions = CompletionService(
             model_backend, cache, metrics, settings.limits, settings.default_model
         )
+        http = httpx.AsyncClient()  # the agent's tools' client (Open-Meteo)
+        app.state.agent = build_agent(settings, app.state.completions, http, metrics)
+        app.state.rag = build_rag(settings, app.state.completions, metrics)
+        app.state.batch = build_batch(settings, app.state.completions, metrics)
         logger.info(
             "llamarada started",
             extra={
@@ -74,6 +86,9 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
         try:
             yield
         finally:
+            await http.aclose()
+            await app.state.rag.aclose()
+            await app.state.batch.aclose()
             if owned:
                 await model_backend.aclose()
             if cache is not None:
@@ -90,10 +105,24 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
     app.state.metrics = metrics
     install_error_handlers(app)
     app.add_middleware(JsonBodyMiddleware)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.limits.max_body_bytes,
+        overrides={
+            rag.UPLOAD_PREFIX: settings.rag.max_upload_bytes,
+            batch.JOBS_PREFIX: settings.batch.max_upload_bytes,
+            openai_batch.FILES_PREFIX: settings.batch.max_upload_bytes,
+        },
+    )
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
     app.include_router(ollama.router)
+    app.include_router(openai.router)
+    app.include_router(agent.router)
+    app.include_router(rag.router)
+    app.include_router(batch.router)
+    app.include_router(openai_batch.router)
+    mount_frontend(app)  # last: the API's routes come first
     return app
 
 

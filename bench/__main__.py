@@ -7,7 +7,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import cache_hit, stream_rate
+from bench import cache_hit, proxy_overhead, stream_rate
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "BENCHMARKS.md"
 
@@ -20,6 +20,9 @@ def main() -> int:
     print("streamed tokens/s vs raw llama-cpp-python ...", flush=True)
     stream = stream_rate.run()
     print(stream, flush=True)
+    print("gateway overhead vs direct, and vs LiteLLM's proxy ...", flush=True)
+    proxy = proxy_overhead.run()
+    print(proxy, flush=True)
     when = datetime.now(UTC).strftime("%Y-%m-%d")
     rows = [
         (
@@ -35,6 +38,7 @@ def main() -> int:
             "goal >= 0.95",
         ),
     ]
+    rows += _proxy_rows(proxy)
     table = "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows)
     DOC.parent.mkdir(exist_ok=True)
     DOC.write_text(
@@ -52,6 +56,57 @@ same process, so the machine's load affects them alike; medians of every round.
     )
     print(f"wrote {DOC}")
     return 0
+
+
+def _proxy_rows(proxy: dict[str, float]) -> list[tuple[str, str, str, str]]:
+    added = proxy["llamarada_p50_ms"] - proxy["direct_p50_ms"]
+    rows = [
+        (
+            "Added p50 latency, `/v1/chat/completions`, one client, vs the upstream directly",
+            f"+{added:.2f} ms (p50 {proxy['llamarada_p50_ms']:.2f} ms, "
+            f"p99 {proxy['llamarada_p99_ms']:.2f} ms; direct {proxy['direct_p50_ms']:.2f} ms)",
+            f"{proxy['llamarada_p50_ms'] / proxy['direct_p50_ms']:.1f}x direct",
+            "scripted upstream, cache off",
+        ),
+        (
+            f"Throughput, {proxy_overhead.CLIENTS} clients, vs the upstream directly",
+            f"{proxy['llamarada_rps']:.0f} vs {proxy['direct_rps']:.0f} req/s",
+            f"{proxy['llamarada_rps'] / proxy['direct_rps']:.2f}",
+            "higher is better",
+        ),
+        (
+            "Time to first chunk through `/api/chat` vs direct, paced upstream (50 ms/chunk)",
+            f"{proxy['llamarada_ttft_ms']:.1f} vs {proxy['direct_ttft_ms']:.1f} ms",
+            f"{proxy['llamarada_ttft_ms'] / proxy['direct_ttft_ms']:.2f}",
+            "near 1: nothing waits for more chunks",
+        ),
+        (
+            "Median gap between chunks through `/api/chat` vs direct, same upstream",
+            f"{proxy['llamarada_gap_ms']:.1f} vs {proxy['direct_gap_ms']:.1f} ms",
+            f"{proxy['llamarada_gap_ms'] / proxy['direct_gap_ms']:.2f}",
+            "near 1: chunks are passed on as they come",
+        ),
+    ]
+    if "litellm_p50_ms" in proxy:
+        theirs = proxy["litellm_p50_ms"] - proxy["direct_p50_ms"]
+        rows += [
+            (
+                "Added p50 latency: Llamarada vs LiteLLM's proxy, same upstream, same run",
+                f"+{added:.2f} ms vs +{theirs:.2f} ms (LiteLLM p99 "
+                f"{proxy['litellm_p99_ms']:.2f} ms)",
+                f"{added / theirs:.2f}",
+                "goal <= 0.5",
+            ),
+            (
+                f"Throughput, {proxy_overhead.CLIENTS} clients: Llamarada vs LiteLLM's proxy",
+                f"{proxy['llamarada_rps']:.0f} vs {proxy['litellm_rps']:.0f} req/s",
+                f"{proxy['llamarada_rps'] / proxy['litellm_rps']:.2f}",
+                "higher is better",
+            ),
+        ]
+    else:
+        rows.append(("LiteLLM's proxy", "not installed: `make bench` installs it", "-", "-"))
+    return rows
 
 
 def _cores() -> int:

@@ -50,28 +50,39 @@ def redis_server() -> Iterator[str]:
 
 
 @contextmanager
-def gateway(**env: str) -> Iterator[str]:
-    """`llamarada serve` in its own process, as clients meet it; yields its base URL."""
-    port = free_port()
+def process(
+    args: list[str], port: int, ready_path: str, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """A server in its own process, as clients meet it; yields its URL once `ready_path` is 200."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("LLAMARADA_")}
-    environment.update({"LLAMARADA_LOG_LEVEL": "WARNING", **env})
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-        env=environment,
-        stdout=subprocess.DEVNULL,
-    )
+    environment.update(env or {})
+    child = subprocess.Popen(args, env=environment, stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(600):
+        for _ in range(1200):
             try:
-                if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
+                if httpx.get(f"{url}{ready_path}", timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
-                time.sleep(0.1)
+                pass
+            if child.poll() is not None:
+                raise SystemExit(f"{args[0]} exited before it was ready")
+            time.sleep(0.1)
+        else:
+            raise SystemExit(f"{args} did not become ready")
         yield url
     finally:
-        process.terminate()
-        process.wait()
+        child.terminate()
+        child.wait()
+
+
+@contextmanager
+def gateway(**env: str) -> Iterator[str]:
+    """`llamarada serve` in its own process; yields its base URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port)]
+    with process(command, port, "/health/ready", {"LLAMARADA_LOG_LEVEL": "WARNING", **env}) as url:
+        yield url
 
 
 def median(values: list[float]) -> float:

@@ -6,10 +6,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from app.agent.loop import AgentService
 from app.config import Settings
 from app.core.cache import ResponseCache
 from app.core.metrics import Metrics
 from app.llm.completions import CachePolicy, CompletionService
+from app.rag.build import Rag
 
 
 def get_settings(request: Request) -> Settings:
@@ -30,6 +32,18 @@ def get_completions(request: Request) -> CompletionService:
     return completions
 
 
+def get_agent(request: Request) -> AgentService:
+    """The tool-using agent."""
+    agent: AgentService = request.app.state.agent
+    return agent
+
+
+def get_rag(request: Request) -> Rag:
+    """The knowledge-base services."""
+    rag: Rag = request.app.state.rag
+    return rag
+
+
 def get_cache(request: Request) -> ResponseCache | None:
     """The response cache, or None when caching is off."""
     cache: ResponseCache | None = request.app.state.cache
@@ -44,5 +58,7 @@ def get_cache_policy(request: Request) -> CachePolicy:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 CompletionsDep = Annotated[CompletionService, Depends(get_completions)]
+AgentDep = Annotated[AgentService, Depends(get_agent)]
+RagDep = Annotated[Rag, Depends(get_rag)]
 CacheDep = Annotated[ResponseCache | None, Depends(get_cache)]
 CachePolicyDep = Annotated[CachePolicy, Depends(get_cache_policy)]

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
-from app.api.deps import CacheDep, CompletionsDep, MetricsDep
+from app.api.deps import CacheDep, CompletionsDep, MetricsDep, RagDep
 from app.core.errors import CacheUnavailable, LlamaradaError
 
 router = APIRouter(tags=["health"])
@@ -20,8 +20,8 @@ async def live() -> dict[str, str]:
 
 
 @router.get("/health/ready", response_model=None)
-async def ready(completions: CompletionsDep, cache: CacheDep, metrics: MetricsDep) -> Response:
-    """Ready when the model backend answers; a cache that is down only degrades."""
+async def ready(completions: CompletionsDep, cache: CacheDep, rag: RagDep) -> Response:
+    """Ready when the model backend answers; a cache or vector store that is down degrades."""
     backend = completions.backend
     checks: dict[str, dict[str, Any]] = {}
     try:
@@ -29,7 +29,6 @@ async def ready(completions: CompletionsDep, cache: CacheDep, metrics: MetricsDe
         checks["backend"] = {"status": "up", "name": backend.name}
     except LlamaradaError as exc:
         checks["backend"] = {"status": "down", "name": backend.name, "error": exc.message}
-    metrics.backend_up.labels(backend=backend.name).set(checks["backend"]["status"] == "up")
     if cache is None:
         checks["cache"] = {"status": "off"}
     else:
@@ -38,9 +37,14 @@ async def ready(completions: CompletionsDep, cache: CacheDep, metrics: MetricsDe
             checks["cache"] = {"status": "up", "kind": cache.name}
         except CacheUnavailable as exc:
             checks["cache"] = {"status": "down", "kind": cache.name, "error": str(exc)}
+    try:
+        await rag.knowledge.store.heartbeat()
+        checks["vectors"] = {"status": "up"}
+    except LlamaradaError as exc:
+        checks["vectors"] = {"status": "down", "error": exc.message}
     if checks["backend"]["status"] != "up":
         status, code = "unready", 503
-    elif checks["cache"]["status"] == "down":
+    elif "down" in (checks["cache"]["status"], checks["vectors"]["status"]):
         status, code = "degraded", 200
     else:
         status, code = "ready", 200

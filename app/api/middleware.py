@@ -7,6 +7,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Mapping
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -78,19 +79,34 @@ class JsonBodyMiddleware:
 
 
 class BodyLimitMiddleware:
-    """Answers 413 when a request body is over the limit, declared or streamed."""
+    """Answers 413 when a request body is over the limit, declared or streamed.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    `overrides` maps path prefixes to their own limits (uploads need more than JSON calls);
+    the longest matching prefix wins.
+    """
+
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, overrides: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.overrides = sorted((overrides or {}).items(), key=lambda item: -len(item[0]))
+
+    def limit_for(self, path: str) -> int:
+        """The body limit for a request path."""
+        for prefix, limit in self.overrides:
+            if path.startswith(prefix):
+                return limit
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.limit_for(scope["path"])
         declared = Headers(scope=scope).get("content-length")
-        if declared and declared.isdigit() and int(declared) > self.max_bytes:
-            await _too_large(send, self.max_bytes)
+        if declared and declared.isdigit() and int(declared) > max_bytes:
+            await _too_large(send, max_bytes)
             return
         seen = 0
         too_large = False
@@ -102,7 +118,7 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > max_bytes:
                     # Stop the app reading; it sees a client that left, and we answer 413.
                     too_large = True
                     return {"type": "http.disconnect"}
@@ -114,7 +130,7 @@ class BodyLimitMiddleware:
 
         await self.app(scope, counting_receive, guarded_send)
         if too_large:
-            await _too_large(send, self.max_bytes)
+            await _too_large(send, max_bytes)
 
 
 async def _too_large(send: Send, max_bytes: int) -> None:

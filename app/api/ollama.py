@@ -14,10 +14,11 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
 from app import __version__
-from app.api.deps import CachePolicyDep, CompletionsDep
+from app.api.deps import CachePolicyDep, CompletionsDep, RagDep
 from app.core.errors import Forbidden, LlamaradaError
 from app.llm.base import ChatRequest, Chunk, EmbedRequest, GenerateRequest, Options
 from app.llm.completions import Reply
+from app.rag.answer import KnowledgeReply, is_kb_model
 
 router = APIRouter(tags=["ollama"])
 logger = logging.getLogger(__name__)
@@ -36,9 +37,14 @@ Shape = Callable[[str, Chunk], dict[str, Any]]
 
 
 @router.post("/api/chat", response_model=None)
-async def chat(body: ChatRequest, completions: CompletionsDep, policy: CachePolicyDep) -> Response:
-    """Chat with a model; streams NDJSON unless `stream` is false."""
-    reply = await completions.chat(body, policy)
+async def chat(
+    body: ChatRequest, completions: CompletionsDep, policy: CachePolicyDep, rag: RagDep
+) -> Response:
+    """Chat with a model (`kb:<collection>` answers from a knowledge base); NDJSON if `stream`."""
+    if is_kb_model(body.model):
+        reply: Reply = await rag.answers.rag_chat(body, policy)
+    else:
+        reply = await completions.chat(body, policy)
     return await _respond(reply, body.stream, _chat_line)
 
 
@@ -52,9 +58,9 @@ async def generate(
 
 
 @router.get("/api/tags")
-async def tags(completions: CompletionsDep) -> dict[str, Any]:
-    """The models served, in Ollama's shape."""
-    models = await completions.list_models()
+async def tags(completions: CompletionsDep, rag: RagDep) -> dict[str, Any]:
+    """The models served, knowledge bases included as `kb:<collection>`, in Ollama's shape."""
+    models = [*await completions.list_models(), *await rag.answers.list_kb_models()]
     return {
         "models": [
             {
@@ -156,19 +162,28 @@ async def _respond(reply: Reply, stream: bool, shape: Shape) -> Response:
     if stream:
         return StreamingResponse(_ndjson(reply, shape), media_type=NDJSON, headers=headers)
     chunks = [chunk async for chunk in reply.chunks]
-    return JSONResponse(shape(reply.model, merge_chunks(chunks)), headers=headers)
+    body = {**shape(reply.model, merge_chunks(chunks)), **_sources(reply)}
+    return JSONResponse(body, headers=headers)
 
 
 async def _ndjson(reply: Reply, shape: Shape) -> AsyncIterator[bytes]:
     """One JSON object per line; an error after the first byte becomes an `error` line."""
     try:
         async for chunk in reply.chunks:
-            yield _line(shape(reply.model, chunk))
+            line = shape(reply.model, chunk)
+            yield _line({**line, **_sources(reply)} if chunk.done else line)
     except LlamaradaError as exc:
         yield _line({"error": exc.message})
     except Exception:
         logger.exception("stream failed")
         yield _line({"error": "internal error; see the server log"})
+
+
+def _sources(reply: Reply) -> dict[str, Any]:
+    """A knowledge-base answer's sources, for its last line or its whole body."""
+    if isinstance(reply, KnowledgeReply):
+        return {"sources": [source.model_dump(mode="json") for source in reply.sources]}
+    return {}
 
 
 def merge_chunks(chunks: list[Chunk]) -> Chunk:

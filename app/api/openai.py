@@ -14,12 +14,13 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from app.api.deps import CachePolicyDep, CompletionsDep
+from app.api.deps import CachePolicyDep, CompletionsDep, RagDep
 from app.api.ollama import merge_chunks
 from app.api.openai_schema import ChatCompletionRequest, EmbeddingRequest
 from app.core.errors import LlamaradaError, NotFound
 from app.llm.base import Chunk
 from app.llm.completions import Reply
+from app.rag.answer import KnowledgeReply, is_kb_model
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 logger = logging.getLogger(__name__)
@@ -29,10 +30,14 @@ OWNER = "llamarada"
 
 @router.post("/chat/completions", response_model=None)
 async def chat_completions(
-    body: ChatCompletionRequest, completions: CompletionsDep, policy: CachePolicyDep
+    body: ChatCompletionRequest, completions: CompletionsDep, policy: CachePolicyDep, rag: RagDep
 ) -> Response:
-    """Chat with a model; Server-Sent Events when `stream` is true."""
-    reply = await completions.chat(body.to_chat_request(), policy)
+    """Chat with a model (`kb:<collection>`: a cited answer); Server-Sent Events when `stream`."""
+    request = body.to_chat_request()
+    if is_kb_model(request.model):
+        reply: Reply = await rag.answers.rag_chat(request, policy)
+    else:
+        reply = await completions.chat(request, policy)
     headers = {"X-Cache": reply.cache.value}
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     if body.stream:
@@ -40,17 +45,23 @@ async def chat_completions(
         events = _events(reply, completion_id, usage)
         return StreamingResponse(events, media_type="text/event-stream", headers=headers)
     merged = merge_chunks([chunk async for chunk in reply.chunks])
+    completion = completion_object(reply.model, merged, completion_id)
+    return JSONResponse({**completion, **_sources(reply)}, headers=headers)
+
+
+def completion_object(model: str, merged: Chunk, completion_id: str) -> dict[str, Any]:
+    """A whole answer as OpenAI's `chat.completion` object (also a batch's output lines)."""
     message: dict[str, Any] = {"role": "assistant", "content": merged.content, "refusal": None}
     if merged.tool_calls:
         message["tool_calls"] = _tool_calls(merged.tool_calls, with_index=False)
         message["content"] = merged.content or None
     if merged.thinking:
         message["reasoning_content"] = merged.thinking
-    completion = {
+    return {
         "id": completion_id,
         "object": "chat.completion",
         "created": int(time.time()),
-        "model": reply.model,
+        "model": model,
         "system_fingerprint": OWNER,
         "choices": [
             {
@@ -62,7 +73,6 @@ async def chat_completions(
         ],
         "usage": _usage(merged),
     }
-    return JSONResponse(completion, headers=headers)
 
 
 @router.post("/embeddings")
@@ -86,21 +96,27 @@ async def embeddings(body: EmbeddingRequest, completions: CompletionsDep) -> dic
 
 
 @router.get("/models")
-async def models(completions: CompletionsDep) -> dict[str, Any]:
-    """The models served."""
-    return {
-        "object": "list",
-        "data": [_model(info.name) for info in await completions.list_models()],
-    }
+async def models(completions: CompletionsDep, rag: RagDep) -> dict[str, Any]:
+    """The models served, knowledge bases included as `kb:<collection>`."""
+    served = [*await completions.list_models(), *await rag.answers.list_kb_models()]
+    return {"object": "list", "data": [_model(info.name) for info in served]}
 
 
 @router.get("/models/{model:path}")
-async def model(model: str, completions: CompletionsDep) -> dict[str, Any]:
+async def model(model: str, completions: CompletionsDep, rag: RagDep) -> dict[str, Any]:
     """One model."""
-    names = [info.name for info in await completions.list_models()]
+    served = [*await completions.list_models(), *await rag.answers.list_kb_models()]
+    names = [info.name for info in served]
     if model not in names:
         raise NotFound(f"model {model!r} not found")
     return _model(model)
+
+
+def _sources(reply: Reply) -> dict[str, Any]:
+    """A knowledge-base answer's sources, for its last event or its whole body."""
+    if isinstance(reply, KnowledgeReply):
+        return {"sources": [source.model_dump(mode="json") for source in reply.sources]}
+    return {}
 
 
 def _model(name: str) -> dict[str, Any]:
@@ -141,7 +157,8 @@ async def _events(reply: Reply, completion_id: str, include_usage: bool) -> Asyn
             if delta:
                 yield event(choice(delta))
             if chunk.done:
-                yield event(choice({}, "tool_calls" if called_tools else _finish_reason(chunk)))
+                finish = "tool_calls" if called_tools else _finish_reason(chunk)
+                yield event(choice({}, finish), **_sources(reply))
                 if include_usage:
                     yield event([], usage=_usage(chunk))
     except LlamaradaError as exc:

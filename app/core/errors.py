@@ -5,8 +5,10 @@
     ├── Forbidden                  403 permission_error
     ├── ModelNotFound              404 not_found_error
     ├── NotFound                   404 not_found_error
+    ├── Conflict                   409 conflict_error
     ├── PayloadTooLarge            413 payload_too_large
     ├── Overloaded                 503 overloaded_error, Retry-After
+    ├── QueueUnavailable           503 queue_unavailable, Retry-After
     └── UpstreamError              502 upstream_error
         └── UpstreamUnavailable    503 upstream_unavailable, Retry-After
 
@@ -69,6 +71,13 @@ class NotFound(LlamaradaError):
     error_type = "not_found_error"
 
 
+class Conflict(LlamaradaError):
+    """The thing exists but its state forbids this (cancelling a finished job)."""
+
+    status_code = 409
+    error_type = "conflict_error"
+
+
 class PayloadTooLarge(LlamaradaError):
     """The request body is over the configured limit."""
 
@@ -83,6 +92,17 @@ class Overloaded(LlamaradaError):
     error_type = "overloaded_error"
 
     def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class QueueUnavailable(LlamaradaError):
+    """The batch job store (Redis) cannot be reached; jobs are safe, come back later."""
+
+    status_code = 503
+    error_type = "queue_unavailable"
+
+    def __init__(self, message: str, *, retry_after: int = 5) -> None:
         super().__init__(message)
         self.retry_after = retry_after
 

@@ -20,6 +20,7 @@ from prometheus_client import (
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+AGENT_STEP_BUCKETS = (0, 1, 2, 3, 4, 5, 6, 8, 10)
 
 
 class Metrics:
@@ -76,10 +77,76 @@ class Metrics:
             multiprocess_mode="livemostrecent",
             registry=r,
         )
+        self.in_flight = Gauge(
+            "llama_backend_in_flight",
+            "Requests an upstream server is answering now",
+            ["backend"],
+            multiprocess_mode="livesum",
+            registry=r,
+        )
         self.queue_waiting = Gauge(
             "llama_backend_queue_waiting",
             "Requests waiting for a model slot",
             ["backend"],
+            multiprocess_mode="livesum",
+            registry=r,
+        )
+        self.agent_steps = Histogram(
+            "llama_agent_steps",
+            "Tool calls made by one agent request",
+            buckets=AGENT_STEP_BUCKETS,
+            registry=r,
+        )
+        self.agent_tool_calls = Counter(
+            "llama_agent_tool_calls",
+            "Agent tool calls by outcome (ok|error|invalid_arguments|refused|timeout|crashed)",
+            ["tool", "outcome"],
+            registry=r,
+        )
+        self.agent_tool_duration = Histogram(
+            "llama_agent_tool_duration_seconds",
+            "Time an agent tool call took",
+            ["tool"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.rag_documents = Counter(
+            "llama_rag_documents",
+            "Knowledge-base documents by outcome (indexed|duplicate|deleted)",
+            ["status"],
+            registry=r,
+        )
+        self.rag_chunks = Counter(
+            "llama_rag_chunks_indexed", "Knowledge-base chunks embedded and stored", registry=r
+        )
+        self.rag_ingest_duration = Histogram(
+            "llama_rag_ingest_duration_seconds",
+            "Time to embed and store one document",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.rag_retrieval_duration = Histogram(
+            "llama_rag_retrieval_duration_seconds",
+            "Time of one hybrid search (embedding the query included)",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.rag_queries = Counter(
+            "llama_rag_queries",
+            "Knowledge-base questions by outcome (answered|not_found)",
+            ["outcome"],
+            registry=r,
+        )
+
+        self.batch_items = Counter(
+            "llama_batch_items",
+            "Batch items recorded, by outcome (succeeded|failed|cancelled)",
+            ["status"],
+            registry=r,
+        )
+        self.batch_queue_depth = Gauge(
+            "llama_batch_queue_depth",
+            "Batch items waiting for a worker (every worker reports the shared queue: use max)",
             multiprocess_mode="livesum",
             registry=r,
         )

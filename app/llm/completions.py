@@ -111,7 +111,7 @@ class CompletionService:
     async def chat(self, request: ChatRequest, policy: CachePolicy) -> Reply:
         """Start answering a chat."""
         if not request.messages:
-            raise InvalidRequest("must hold at least one message", field="messages")
+            return await self._load(request.model, request.keep_alive)
         if len(request.messages) > self._limits.max_messages:
             raise InvalidRequest(
                 f"{len(request.messages)} messages, at most {self._limits.max_messages} allowed",
@@ -123,11 +123,20 @@ class CompletionService:
 
     async def generate(self, request: GenerateRequest, policy: CachePolicy) -> Reply:
         """Start completing a prompt."""
+        if not request.prompt and not request.images:
+            return await self._load(request.model, request.keep_alive)
         self._check_prompt_size(len(request.prompt) + len(request.system or ""), "prompt")
         request = request.model_copy(update=await self._resolved(request.model, request.options))
         return await self._serve(
             "generate", request, lambda: self.backend.generate(request), policy
         )
+
+    async def _load(self, model: str, keep_alive: str | float | None) -> Reply:
+        """Ollama's answer to a request with nothing to say: the model is (un)loaded, no text."""
+        model = await self.resolve_model(model)
+        unload = keep_alive in (0, "0", "0s", "0m")
+        done = Chunk(done=True, done_reason="unload" if unload else "load")
+        return Reply(model, _replay([done]), CacheStatus.BYPASS)
 
     async def list_models(self) -> list[ModelInfo]:
         """The backend's models, remembered for a few seconds."""
@@ -251,10 +260,6 @@ class CompletionService:
         async def finish(flight: Flight) -> None:
             if self._flights.get(key) is flight:
                 del self._flights[key]
-            if isinstance(flight.error, UpstreamError):
-                self._metrics.upstream_errors.labels(
-                    backend=self.backend.name, reason=flight.error.error_type
-                ).inc()
             if flight.error is not None or not flight.chunks:
                 return
             last = flight.chunks[-1]

@@ -152,9 +152,9 @@ def test_dockerfile_caches_the_dependency_layer() -> None:
     first_pyproject = next(n for n, (i, a) in enumerate(order) if i == "COPY" and "pyproject" in a)
     first_app = next(n for n, (i, a) in enumerate(order) if i == "COPY" and a.startswith("app/"))
     dependency_install = [
-        n for n, (i, a) in enumerate(order) if i == "RUN" and '.[redis,chroma]"' in a
+        n for n, (i, a) in enumerate(order) if i == "RUN" and "pip install . " in f"{a} "
     ]
-    assert dependency_install, "dependencies are installed with the redis and chroma extras"
+    assert dependency_install, "the dependencies are installed before the code is copied"
     assert first_pyproject < dependency_install[0] < first_app
     assert "embedded" not in " ".join(builder.args("RUN"))
 

@@ -22,6 +22,7 @@ class Script:
     cut_after: int | None = None  # drop the connection after this many pieces
     delay: float = 0.0  # before each piece
     models: list[str] = field(default_factory=lambda: ["llama3.2:1b"])
+    loaded: list[str] = field(default_factory=list)
     bodies: list[dict[str, Any]] = field(default_factory=list)
     closed_early: int = 0  # streams the client stopped reading
 
@@ -42,6 +43,10 @@ def scripted_ollama(script: Script) -> FastAPI:
                 for name in script.models
             ]
         }
+
+    @app.get("/api/ps")
+    async def ps() -> dict[str, Any]:
+        return {"models": [{"name": name, "model": name} for name in script.loaded]}
 
     @app.post("/api/embed")
     async def embed(request: Request) -> dict[str, Any]:

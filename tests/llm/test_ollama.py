@@ -253,6 +253,6 @@ async def test_gateway_not_ready_when_ollama_is_unreachable() -> None:
             "/api/chat", json={"model": "x", "messages": [{"role": "user", "content": "hi"}]}
         )
         assert response.status_code == 503
-        assert "cannot connect" in response.json()["error"]["message"]
+        assert "no Ollama server answers" in response.json()["error"]["message"]
         metrics = (await client.get("/metrics")).text
         assert 'llama_backend_up{backend="http://127.0.0.1' in metrics

@@ -1,0 +1,40 @@
+"""The agent as the app builds it: the tools from the settings, and the loop over them."""
+
+from __future__ import annotations
+
+import httpx
+
+from app.agent.loop import AgentService
+from app.agent.tools import OpenMeteoWeather, Tool, calculator_tool, clock_tool, weather_tool
+from app.config import Settings
+from app.core.metrics import Metrics
+from app.llm.completions import CompletionService
+
+
+def build_tools(settings: Settings, http: httpx.AsyncClient) -> list[Tool]:
+    """Every tool a request may enable: calculator, date and weather."""
+    agent = settings.agent
+    weather = OpenMeteoWeather(
+        http,
+        geocoding_base=agent.openmeteo_geocoding_url,
+        forecast_base=agent.openmeteo_forecast_url,
+        locale=agent.locale,
+        # Half the tool's time per request (it makes two), so the weather's own message,
+        # which says the service was slow, comes before the loop's generic timeout.
+        timeout=agent.tool_timeout / 2,
+    )
+    return [
+        calculator_tool(),
+        clock_tool(timezone=agent.timezone, locale=agent.locale),
+        weather_tool(weather),
+    ]
+
+
+def build_agent(
+    settings: Settings, completions: CompletionService, http: httpx.AsyncClient, metrics: Metrics
+) -> AgentService:
+    """The agent service; `http` (for Open-Meteo) belongs to the caller, who closes it."""
+    # A step may not ask for more tokens than any request may.
+    step_tokens = min(settings.agent.max_step_tokens, settings.limits.max_num_predict)
+    agent_settings = settings.agent.model_copy(update={"max_step_tokens": step_tokens})
+    return AgentService(completions, build_tools(settings, http), agent_settings, metrics)

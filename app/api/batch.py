@@ -1,0 +1,170 @@
+"""Batch routes: `POST /api/batch` (small, answered at once) and `/api/batch/jobs/...` (queued)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+
+from app.batch.build import Batch
+from app.batch.inputs import ParsedInput, from_json_list, from_jsonl
+from app.batch.models import BatchRequest, JobKind, JobRecord, JobStatus
+from app.core.errors import InvalidRequest
+
+router = APIRouter(prefix="/api/batch", tags=["batch"])
+
+JOBS_PREFIX = "/api/batch/jobs"  # bodies here get the upload limit, not the JSON one
+NDJSON = "application/x-ndjson"
+JSONL_TYPES = ("application/x-ndjson", "application/jsonl", "application/jsonlines")
+STATUS = {  # the five statuses clients see; the transient ones fold into them
+    JobStatus.QUEUED: "queued",
+    JobStatus.RUNNING: "running",
+    JobStatus.EXPIRING: "running",
+    JobStatus.CANCELLING: "cancelled",
+    JobStatus.COMPLETED: "completed",
+    JobStatus.FAILED: "failed",
+    JobStatus.CANCELLED: "cancelled",
+    JobStatus.EXPIRED: "failed",
+}
+_JOB_BODY: dict[str, Any] = {
+    "requestBody": {
+        "content": {
+            "application/json": {"schema": BatchRequest.model_json_schema()},
+            NDJSON: {"schema": {"type": "string", "description": "one prompt or chat per line"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "required": ["file"],
+                }
+            },
+        }
+    }
+}
+
+
+def get_batch(request: Request) -> Batch:
+    """The batch services the lifespan built."""
+    batch: Batch = request.app.state.batch
+    return batch
+
+
+BatchDep = Annotated[Batch, Depends(get_batch)]
+
+
+@router.post("")
+async def run_batch(body: BatchRequest, batch: BatchDep) -> dict[str, Any]:
+    """Answer a small batch now: results in input order, each with its status or error."""
+    return {"results": await batch.jobs.run_sync(body)}
+
+
+@router.post("/jobs", status_code=202, openapi_extra=_JOB_BODY)
+async def submit_job(
+    request: Request,
+    batch: BatchDep,
+    model: Annotated[str, Query(max_length=256, description="for lines naming none")] = "",
+) -> JSONResponse:
+    """Queue a batch as a job: POST /api/batch's body, a JSON array, or JSONL (a line per item)."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    limit = batch.jobs.settings.max_job_items
+    if kind == "multipart/form-data":
+        parsed = from_jsonl(await _uploaded(request), model=model, max_items=limit)
+        job = await batch.jobs.submit(parsed, JobKind.NATIVE, {"model": model or None})
+    elif kind in JSONL_TYPES:
+        parsed = from_jsonl(await request.body(), model=model, max_items=limit)
+        job = await batch.jobs.submit(parsed, JobKind.NATIVE, {"model": model or None})
+    else:
+        job = await _submit_json(await request.body(), batch, model)
+    headers = {"Location": f"{JOBS_PREFIX}/{job.id}"}
+    return JSONResponse(_job(job, batch), status_code=202, headers=headers)
+
+
+@router.get("/jobs")
+async def list_jobs(
+    batch: BatchDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+    after: str | None = None,
+) -> dict[str, Any]:
+    """Jobs, newest first."""
+    jobs = await batch.jobs.list(JobKind.NATIVE, limit + 1, after)
+    return {"jobs": [_job(job, batch) for job in jobs[:limit]], "has_more": len(jobs) > limit}
+
+
+@router.get("/jobs/{job_id}")
+async def get_job(job_id: str, batch: BatchDep) -> dict[str, Any]:
+    """A job's status, counts and progress."""
+    return _job(await batch.jobs.get(job_id), batch)
+
+
+@router.get("/jobs/{job_id}/results", response_model=None)
+async def job_results(job_id: str, batch: BatchDep) -> StreamingResponse:
+    """The job's results so far as JSONL, in input order, one line per finished item."""
+    lines = await batch.jobs.results(job_id)
+    return StreamingResponse(lines, media_type=NDJSON)
+
+
+@router.delete("/jobs/{job_id}")
+async def cancel_job(job_id: str, batch: BatchDep) -> dict[str, Any]:
+    """Cancel a job: items not started are dropped, running ones finish; 409 once it ended."""
+    return _job(await batch.jobs.cancel(job_id), batch)
+
+
+async def _submit_json(data: bytes, batch: BatchDep, model: str) -> JobRecord:
+    try:
+        value = json.loads(data)
+    except ValueError as exc:
+        raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
+    if isinstance(value, list):
+        limit = batch.jobs.settings.max_job_items
+        parsed: ParsedInput = from_json_list(value, model=model, max_items=limit)
+        return await batch.jobs.submit(parsed, JobKind.NATIVE, {"model": model or None})
+    try:
+        body = BatchRequest.model_validate(value)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"]) or None
+        raise InvalidRequest(problem["msg"], field=where) from None
+    return await batch.jobs.submit_request(body)
+
+
+async def _uploaded(request: Request) -> bytes:
+    async with request.form(max_files=1, max_fields=2) as form:
+        part = form.get("file")
+        if not isinstance(part, UploadFile):
+            raise InvalidRequest("send the JSONL as a file part named 'file'", field="file")
+        return await part.read()
+
+
+def _job(job: JobRecord, batch: Batch) -> dict[str, Any]:
+    retention = batch.jobs.settings.retention
+    removal = job.finished_at + retention if job.finished_at is not None else None
+    return {
+        "id": job.id,
+        "status": STATUS[job.status],
+        "model": job.meta.get("model"),
+        "created_at": _iso(job.created_at),
+        "started_at": _iso(job.started_at),
+        "finished_at": _iso(job.finished_at),
+        "expires_at": _iso(job.expires_at),
+        "results_kept_until": _iso(removal),
+        "counts": {
+            "total": job.total,
+            "succeeded": job.succeeded,
+            "failed": job.failed,
+            "cancelled": job.cancelled,
+            "pending": job.total - job.done,
+        },
+        "progress": round(job.done / job.total, 4) if job.total else 1.0,
+        "results_url": f"{JOBS_PREFIX}/{job.id}/results",
+    }
+
+
+def _iso(value: float | None) -> str | None:
+    if value is None:
+        return None
+    return datetime.fromtimestamp(value, UTC).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,190 @@
+"""Knowledge-base routes: `/api/rag/collections/...` (documents, search) and `/api/rag/query`."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ValidationError
+from starlette.datastructures import UploadFile
+
+from app.api.deps import CachePolicyDep, RagDep
+from app.core.errors import InvalidRequest, LlamaradaError
+from app.rag.build import Rag
+from app.rag.ingest import Upload
+from app.rag.schemas import (
+    CollectionCreate,
+    CollectionInfo,
+    DocumentDetail,
+    DocumentInfo,
+    QueryRequest,
+    QueryResponse,
+    SearchRequest,
+    SearchResponse,
+    TextUpload,
+    UploadResult,
+)
+from app.rag.service import Batch
+
+router = APIRouter(prefix="/api/rag", tags=["rag"])
+logger = logging.getLogger(__name__)
+
+UPLOAD_PREFIX = "/api/rag/collections/"  # bodies here get the upload limit, not the JSON one
+NDJSON = "application/x-ndjson"
+_UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "files": {"type": "array", "items": {"type": "string", "format": "binary"}}
+                    },
+                    "required": ["files"],
+                }
+            },
+            "application/json": {"schema": TextUpload.model_json_schema()},
+        }
+    }
+}
+
+
+class CollectionList(BaseModel):
+    """`GET /api/rag/collections`."""
+
+    collections: list[CollectionInfo]
+
+
+class DocumentList(BaseModel):
+    """`GET /api/rag/collections/{name}/documents`."""
+
+    documents: list[DocumentInfo]
+
+
+@router.post("/collections", status_code=201)
+async def create_collection(body: CollectionCreate, rag: RagDep) -> CollectionInfo:
+    """Create a collection (chunk size, overlap and embedding model are fixed from then on)."""
+    return await rag.knowledge.create_collection(body)
+
+
+@router.get("/collections")
+async def list_collections(rag: RagDep) -> CollectionList:
+    """Every collection with its document and chunk counts."""
+    return CollectionList(collections=await rag.knowledge.list_collections())
+
+
+@router.get("/collections/{name}")
+async def get_collection(name: str, rag: RagDep) -> CollectionInfo:
+    """One collection."""
+    return await rag.knowledge.get_collection(name)
+
+
+@router.delete("/collections/{name}", status_code=204)
+async def delete_collection(name: str, rag: RagDep) -> Response:
+    """Delete a collection with all its documents."""
+    await rag.knowledge.delete_collection(name)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/collections/{name}/documents",
+    status_code=201,
+    response_model=UploadResult,
+    openapi_extra=_UPLOAD_BODY,
+)
+async def upload_documents(
+    name: str, request: Request, rag: RagDep, stream: bool = False
+) -> Response:
+    """Add files (multipart parts named `files`) or JSON text; `?stream=true` streams progress."""
+    batch = await _read_batch(name, request, rag)
+    if stream:
+        return StreamingResponse(_ingest_lines(rag, batch), media_type=NDJSON)
+    result = await rag.knowledge.index(batch)
+    return JSONResponse(result.model_dump(mode="json"), status_code=201)
+
+
+@router.get("/collections/{name}/documents")
+async def list_documents(name: str, rag: RagDep) -> DocumentList:
+    """The documents of a collection."""
+    return DocumentList(documents=await rag.knowledge.list_documents(name))
+
+
+@router.get("/collections/{name}/documents/{document_id}")
+async def get_document(name: str, document_id: str, rag: RagDep) -> DocumentDetail:
+    """A document and where its chunks come from."""
+    return await rag.knowledge.get_document(name, document_id)
+
+
+@router.delete("/collections/{name}/documents/{document_id}", status_code=204)
+async def delete_document(name: str, document_id: str, rag: RagDep) -> Response:
+    """Delete a document and its chunks."""
+    await rag.knowledge.delete_document(name, document_id)
+    return Response(status_code=204)
+
+
+@router.post("/collections/{name}/search")
+async def search(name: str, body: SearchRequest, rag: RagDep) -> SearchResponse:
+    """Hybrid (vector + BM25) retrieval only: the chunks with their scores."""
+    return await rag.knowledge.search(name, body)
+
+
+@router.post("/query", response_model=QueryResponse)
+async def query(body: QueryRequest, rag: RagDep, policy: CachePolicyDep) -> Response:
+    """A cited answer from a collection; `stream` sends NDJSON: sources, tokens, done."""
+    started = await rag.answers.start(body, policy)
+    headers = {"X-Cache": started.cache.value}
+    if body.stream:
+        events = rag.answers.events(started)
+        return StreamingResponse(_lines(events), media_type=NDJSON, headers=headers)
+    answer = await rag.answers.collect(started)
+    return JSONResponse(answer.model_dump(mode="json"), headers=headers)
+
+
+async def _read_batch(name: str, request: Request, rag: RagDep) -> Batch:
+    """The request's documents, multipart files or JSON text, parsed and split."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "application/json":
+        try:
+            body = TextUpload.model_validate_json(await request.body())
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            where = ".".join(str(part) for part in problem["loc"]) or "body"
+            raise InvalidRequest(problem["msg"], field=where) from None
+        return await rag.knowledge.prepare_texts(name, body)
+    if kind != "multipart/form-data":
+        raise InvalidRequest("send multipart/form-data with parts named 'files', or JSON text")
+    limit = rag.knowledge.settings.max_files
+    async with request.form(max_files=limit + 1, max_fields=limit + 1) as form:
+        uploads = []
+        for part in form.getlist("files"):
+            if not isinstance(part, UploadFile):
+                raise InvalidRequest("each 'files' part must be a file", field="files")
+            uploads.append(Upload(part.filename or "", await part.read()))
+    return await rag.knowledge.prepare_upload(name, uploads)
+
+
+async def _ingest_lines(rag: Rag, batch: Batch) -> AsyncIterator[bytes]:
+    async def events() -> AsyncIterator[dict[str, Any]]:
+        async for event in rag.knowledge.index_events(batch):
+            yield event.model_dump(mode="json", exclude_none=True)
+
+    async for line in _lines(events()):
+        yield line
+
+
+async def _lines(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+    """One JSON object per line; an error after the first byte becomes an `error` event."""
+    try:
+        async for event in events:
+            yield json.dumps(event, ensure_ascii=False).encode() + b"\n"
+    except LlamaradaError as exc:
+        error = {"type": exc.error_type, "message": exc.message}
+        yield json.dumps({"event": "error", "error": error}).encode() + b"\n"
+    except Exception:
+        logger.exception("stream failed")
+        error = {"type": "internal_error", "message": "internal error; see the server log"}
+        yield json.dumps({"event": "error", "error": error}).encode() + b"\n"

@@ -1,0 +1,213 @@
+"""What a batch is made of: jobs and their counters, items, outcomes, stored files."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from app.llm.base import Message, Options
+
+
+class Outcome(StrEnum):
+    """What became of one item (the `llama_batch_items_total` status label)."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class JobStatus(StrEnum):
+    """A job's life; `cancelling` and `expiring` wait for items already running."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    CANCELLING = "cancelling"
+    EXPIRING = "expiring"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+FINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.EXPIRED})
+STOPPING = frozenset({JobStatus.CANCELLING, JobStatus.EXPIRING})
+
+
+class JobKind(StrEnum):
+    """Which surface made the job, and so the shape of its result lines."""
+
+    NATIVE = "native"
+    OPENAI = "openai"
+
+
+class Claim(StrEnum):
+    """A worker's answer from the store before it runs an item."""
+
+    RUN = "run"  # start it (this attempt is counted)
+    DONE = "done"  # already has its result: nothing to do
+    STOPPED = "stopped"  # the job is being cancelled or expired: record that instead
+    EXHAUSTED = "exhausted"  # started too often (workers lost mid-item): record a failure
+    GONE = "gone"  # the job no longer exists
+
+
+class Recorded(StrEnum):
+    """What `record` did: only the first result of an item counts."""
+
+    NEW = "new"
+    DUPLICATE = "duplicate"
+    FINISHED = "finished"  # new, and the job's last: it is now final
+
+
+@dataclass
+class JobRecord:
+    """A job as stored: its counters and times (unix seconds)."""
+
+    id: str
+    kind: JobKind
+    total: int
+    created_at: float
+    expires_at: float
+    status: JobStatus = JobStatus.QUEUED
+    succeeded: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    stopped_at: float | None = None
+    output_bytes: int = 0
+    error_bytes: int = 0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def done(self) -> int:
+        """Items with a result."""
+        return self.succeeded + self.failed + self.cancelled
+
+    @property
+    def final(self) -> bool:
+        """Whether every item has its result."""
+        return self.status in FINAL
+
+    def to_fields(self) -> dict[str, str]:
+        """The record as a flat string map (a Redis hash)."""
+        out = {}
+        for name, value in asdict(self).items():
+            if value is None:
+                continue
+            out[name] = json.dumps(value) if name == "meta" else str(value)
+        return out
+
+    @classmethod
+    def from_fields(cls, raw: dict[str, str]) -> JobRecord:
+        """The record `to_fields` wrote."""
+        values: dict[str, Any] = {}
+        for spec in fields(cls):
+            text = raw.get(spec.name)
+            if text is None:
+                continue
+            if spec.name == "meta":
+                values["meta"] = json.loads(text)
+            elif spec.name in ("id",):
+                values["id"] = text
+            elif spec.name == "kind":
+                values["kind"] = JobKind(text)
+            elif spec.name == "status":
+                values["status"] = JobStatus(text)
+            elif spec.name.endswith("_at"):
+                values[spec.name] = float(text)
+            else:
+                values[spec.name] = int(text)
+        return cls(**values)
+
+
+def final_status(job: JobRecord) -> JobStatus:
+    """The status a job ends with once every item has its result (the Lua script mirrors it)."""
+    if job.status == JobStatus.CANCELLING:
+        return JobStatus.CANCELLED
+    if job.status == JobStatus.EXPIRING:
+        return JobStatus.EXPIRED
+    if job.succeeded == 0 and job.failed > 0:
+        return JobStatus.FAILED
+    return JobStatus.COMPLETED
+
+
+@dataclass
+class FileRecord:
+    """An uploaded file (`/v1/files`)."""
+
+    id: str
+    filename: str
+    purpose: str
+    bytes: int
+    created_at: float
+    expires_at: float
+
+    def to_fields(self) -> dict[str, str]:
+        """The record as a flat string map."""
+        return {name: str(value) for name, value in asdict(self).items()}
+
+    @classmethod
+    def from_fields(cls, raw: dict[str, str]) -> FileRecord:
+        """The record `to_fields` wrote."""
+        return cls(
+            id=raw["id"],
+            filename=raw["filename"],
+            purpose=raw["purpose"],
+            bytes=int(raw["bytes"]),
+            created_at=float(raw["created_at"]),
+            expires_at=float(raw["expires_at"]),
+        )
+
+
+class BatchItem(BaseModel):
+    """One request of a batch, as stored for the worker that runs it."""
+
+    route: Literal["chat", "generate", "openai_chat"]
+    body: dict[str, Any]
+    custom_id: str | None = None
+
+
+class BatchRequest(BaseModel):
+    """`POST /api/batch` and `POST /api/batch/jobs`: one model, many prompts or chats."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(default="", max_length=256, description="empty: the default model")
+    prompts: list[str] | None = Field(default=None, description="completions, one per prompt")
+    messages_list: list[list[Message]] | None = Field(
+        default=None, description="chats, one per list of messages"
+    )
+    system: str | None = Field(default=None, description="system prompt for every prompt")
+    options: Options | None = None
+    concurrency: int | None = Field(default=None, ge=1, description="items at once (sync only)")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> BatchRequest:
+        if (self.prompts is None) == (self.messages_list is None):
+            raise ValueError("send exactly one of 'prompts' and 'messages_list'")
+        return self
+
+    def items(self) -> list[BatchItem]:
+        """One item per prompt or chat."""
+        options = self.options.model_dump(exclude_none=True) if self.options else None
+        common: dict[str, Any] = {"model": self.model, "stream": False}
+        if options:
+            common["options"] = options
+        if self.prompts is not None:
+            extra = {"system": self.system} if self.system else {}
+            return [
+                BatchItem(route="generate", body={**common, **extra, "prompt": prompt})
+                for prompt in self.prompts
+            ]
+        chats = self.messages_list or []
+        return [
+            BatchItem(
+                route="chat",
+                body={**common, "messages": [m.model_dump(exclude_none=True) for m in chat]},
+            )
+            for chat in chats
+        ]

@@ -1,0 +1,173 @@
+"""Where submitted jobs wait: in this process (embedded mode), or on saq's Redis queue for workers.
+
+saq (a maintained asyncio job queue on Redis) carries one small task per item, so items spread
+over every worker, plus one `batch_dispatch` task per job that enqueues them (idempotently: item
+task keys are `JOB:INDEX`), which keeps a 50,000-item submission a quick request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+from saq import Job
+from saq.queue.redis import RedisQueue
+
+from app.batch.runner import JobRunner
+from app.config import BatchSettings
+from app.core.errors import QueueUnavailable
+
+logger = logging.getLogger(__name__)
+
+QUEUE_NAME = "llamarada-batch"
+DISPATCH = "batch_dispatch"
+ITEM = "batch_item"
+SWEEP_ABORT_WAIT = 1.0  # seconds the sweep waits for a presumed-dead worker to stop an item
+
+
+class JobQueue(Protocol):
+    """Takes submitted jobs to whatever runs their items."""
+
+    name: str
+
+    async def submit(self, job_id: str, total: int) -> None:
+        """Have the job's items run."""
+
+    async def depth(self) -> int:
+        """Items waiting to start."""
+
+    async def aclose(self) -> None:
+        """Stop and close."""
+
+
+class InProcessQueue:
+    """Runs items in this process, `concurrency` at a time; they don't survive a restart."""
+
+    name = "in-process"
+
+    def __init__(
+        self, runner: JobRunner, concurrency: int, maintain_every: float, on_depth: Any
+    ) -> None:
+        self.runner = runner
+        self.concurrency = concurrency
+        self.maintain_every = maintain_every
+        self._on_depth = on_depth
+        self._waiting: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def submit(self, job_id: str, total: int) -> None:
+        """Queue the job's items that have no result yet."""
+        self._start()
+        for index in await self.runner.store.pending(job_id, started=False):
+            self._waiting.put_nowait((job_id, index))
+        self._on_depth(self._waiting.qsize())
+
+    async def depth(self) -> int:
+        """Items waiting to start."""
+        return self._waiting.qsize()
+
+    async def aclose(self) -> None:
+        """Stop every item in progress (embedded jobs end with the process)."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    def _start(self) -> None:
+        if self._tasks:
+            return
+        self._tasks = [asyncio.create_task(self._consume()) for _ in range(self.concurrency)]
+        self._tasks.append(asyncio.create_task(self._maintain()))
+
+    async def _consume(self) -> None:
+        while True:
+            job_id, index = await self._waiting.get()
+            self._on_depth(self._waiting.qsize())
+            try:
+                await self.runner.run_item(job_id, index)
+            except Exception:
+                logger.exception("batch item failed to run", extra={"job": job_id, "index": index})
+
+    async def _maintain(self) -> None:
+        while True:
+            await asyncio.sleep(self.maintain_every)
+            try:
+                await self.runner.maintain()
+            except Exception:
+                logger.exception("batch maintenance failed")
+
+
+class BatchRedisQueue(RedisQueue):
+    """saq's Redis queue, with a shorter wait for the items of a worker presumed dead."""
+
+    async def sweep(self, lock: int = 60, abort: float = SWEEP_ABORT_WAIT) -> list[str]:
+        """Requeue (retry) items whose worker stopped sending heartbeats."""
+        return await super().sweep(lock, abort)
+
+
+def item_task(settings: BatchSettings, job_id: str, index: int) -> Job:
+    """The saq task that runs one item: retried when its worker is lost."""
+    return Job(
+        function=ITEM,
+        kwargs={"job_id": job_id, "index": index},
+        key=f"{job_id}:{index}",
+        # The item's own timeout records a failure first; this one only catches a stuck worker.
+        timeout=int(settings.item_timeout) + 60,
+        heartbeat=settings.heartbeat,
+        # One more than the store allows: the last attempt records the failure.
+        retries=settings.max_attempts + 1,
+        ttl=-1,
+    )
+
+
+def dispatch_task(settings: BatchSettings, job_id: str, total: int) -> Job:
+    """The saq task that enqueues a job's items."""
+    return Job(
+        function=DISPATCH,
+        kwargs={"job_id": job_id, "total": total},
+        key=f"dispatch:{job_id}",
+        timeout=0,
+        heartbeat=settings.heartbeat,
+        retries=settings.max_attempts + 1,
+        ttl=-1,
+    )
+
+
+class SaqJobQueue:
+    """Puts jobs on the Redis queue that `llamarada worker` processes serve."""
+
+    name = "redis"
+
+    def __init__(self, url: str, settings: BatchSettings) -> None:
+        self.settings = settings
+        self.queue = BatchRedisQueue(aioredis.from_url(url), name=QUEUE_NAME)
+
+    async def submit(self, job_id: str, total: int) -> None:
+        """Queue the job's dispatch task."""
+        async with guard():
+            await self.queue.enqueue(dispatch_task(self.settings, job_id, total))
+
+    async def depth(self) -> int:
+        """Tasks waiting for a worker."""
+        async with guard():
+            return await self.queue.count("queued")
+
+    async def aclose(self) -> None:
+        """Close the queue's connections."""
+        await self.queue.disconnect()
+
+
+@contextlib.asynccontextmanager
+async def guard() -> AsyncIterator[None]:
+    """Redis errors as `QueueUnavailable`."""
+    try:
+        yield
+    except RedisError as exc:
+        raise QueueUnavailable(f"the batch queue (Redis) is unavailable: {exc}") from exc

@@ -1,0 +1,1 @@
+"""Knowledge bases: ingestion, the Chroma store, hybrid retrieval and cited answers."""

@@ -1,0 +1,317 @@
+"""The knowledge-base service: collections, documents and search over one Chroma store."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from app.config import RagSettings
+from app.core.errors import Conflict, InvalidRequest
+from app.core.metrics import Metrics
+from app.rag.embeddings import Embedder
+from app.rag.ingest import (
+    PreparedDocument,
+    Upload,
+    document_info,
+    find_document,
+    index_document,
+    prepare_text,
+    prepare_upload,
+)
+from app.rag.prompt import detect_language
+from app.rag.retrieve import Hit, IndexCache, hybrid_search, search_result
+from app.rag.schemas import (
+    ChunkInfo,
+    CollectionCreate,
+    CollectionInfo,
+    DocumentDetail,
+    DocumentInfo,
+    IngestProgress,
+    SearchRequest,
+    SearchResponse,
+    TextUpload,
+    UploadResult,
+    check_collection_name,
+)
+from app.rag.store import ChromaStore, StoredCollection
+
+FIRST_CHUNK = {"chunk_index": 0}
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Files of one upload, parsed and split, bound for one collection."""
+
+    collection: str
+    embedder: Embedder
+    documents: list[PreparedDocument]
+
+
+class KnowledgeBase:
+    """Collections of documents, their chunks in Chroma, and hybrid search over them."""
+
+    def __init__(
+        self,
+        store: ChromaStore,
+        embedder: Embedder,
+        settings: RagSettings,
+        metrics: Metrics,
+        *,
+        other_embedder: Callable[[str], Embedder] | None = None,
+    ) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.settings = settings
+        self._metrics = metrics
+        self._other_embedder = other_embedder  # set when any model name can embed (Ollama)
+        self._indexes = IndexCache()
+
+    async def aclose(self) -> None:
+        """Close the store and the embedder."""
+        await self.embedder.aclose()
+        await self.store.aclose()
+
+    # Collections
+
+    async def create_collection(self, body: CollectionCreate) -> CollectionInfo:
+        """A new, empty collection recording how it will be split and embedded."""
+        name = check_collection_name(body.name)
+        size = body.chunk_size or self.settings.chunk_size
+        overlap = (
+            body.chunk_overlap
+            if body.chunk_overlap is not None
+            else min(self.settings.chunk_overlap, size // 2)
+        )
+        if overlap >= size:
+            raise InvalidRequest("must be smaller than chunk_size", field="chunk_overlap")
+        model = body.embedding_model or self.embedder.model
+        self._embedder_for(model)
+        if any(c.name == name for c in await self.store.collections()):
+            raise Conflict(f"collection {name!r} already exists")
+        stored = await self.store.create_collection(
+            name,
+            {
+                "embedding_model": model,
+                "chunk_size": size,
+                "chunk_overlap": overlap,
+                "revision": uuid.uuid4().hex,
+                "created_at": _now(),
+            },
+        )
+        return self._info(stored, 0)
+
+    async def list_collections(self) -> list[CollectionInfo]:
+        """Every collection with its document and chunk counts."""
+        stored = await self.store.collections()
+        counts = await asyncio.gather(*(self.store.get(c.name, FIRST_CHUNK) for c in stored))
+        return [self._info(c, len(rows)) for c, rows in zip(stored, counts, strict=True)]
+
+    async def get_collection(self, name: str) -> CollectionInfo:
+        """One collection with its counts."""
+        stored = await self.store.collection(check_collection_name(name))
+        return self._info(stored, len(await self.store.get(name, FIRST_CHUNK)))
+
+    async def delete_collection(self, name: str) -> None:
+        """Drop a collection, its documents and their chunks."""
+        await self.store.delete_collection(check_collection_name(name))
+        self._indexes.forget(name)
+
+    # Documents
+
+    async def prepare_upload(self, name: str, uploads: Sequence[Upload]) -> Batch:
+        """Check and parse every file before anything is stored (4xx errors name the file)."""
+        stored, embedder = await self._open(name)
+        if not uploads:
+            raise InvalidRequest("send one or more files in parts named 'files'", field="files")
+        if len(uploads) > self.settings.max_files:
+            raise InvalidRequest(f"at most {self.settings.max_files} files", field="files")
+        size, overlap = _splitting(stored)
+        documents = [
+            await asyncio.to_thread(
+                prepare_upload, upload, size, overlap, self.settings.max_document_chars
+            )
+            for upload in uploads
+        ]
+        return Batch(name, embedder, documents)
+
+    async def prepare_texts(self, name: str, body: TextUpload) -> Batch:
+        """Documents sent as JSON text, checked and split."""
+        stored, embedder = await self._open(name)
+        if len(body.documents) > self.settings.max_files:
+            raise InvalidRequest(f"at most {self.settings.max_files} documents", field="documents")
+        size, overlap = _splitting(stored)
+        documents = [
+            prepare_text(item, size, overlap, self.settings.max_document_chars)
+            for item in body.documents
+        ]
+        return Batch(name, embedder, documents)
+
+    async def index_events(self, batch: Batch) -> AsyncIterator[IngestProgress]:
+        """Index each document of the batch (each whole or not at all), reporting as it goes."""
+        done: list[DocumentInfo] = []
+        changed = False
+        try:
+            for document in batch.documents:
+                yield IngestProgress(
+                    event="parsed", file=document.source, total=len(document.chunks)
+                )
+                started = time.perf_counter()
+                async for event in index_document(
+                    self.store, batch.embedder, batch.collection, document
+                ):
+                    if event.document is not None:
+                        done.append(event.document)
+                        self._count(event.document, time.perf_counter() - started)
+                        changed = changed or event.document.status == "indexed"
+                    yield event
+        finally:
+            if changed:  # one new revision per upload, even one cut short
+                await asyncio.shield(self._bump(batch.collection))
+        yield IngestProgress(
+            event="done", result=UploadResult(collection=batch.collection, documents=done)
+        )
+
+    async def index(self, batch: Batch) -> UploadResult:
+        """Index the batch and return what happened to each file."""
+        result = None
+        async for event in self.index_events(batch):
+            result = event.result or result
+        assert result is not None  # index_events always ends with a result
+        return result
+
+    async def list_documents(self, name: str) -> list[DocumentInfo]:
+        """The documents of a collection, oldest first."""
+        await self.store.collection(check_collection_name(name))
+        rows = await self.store.get(name, FIRST_CHUNK)
+        return sorted((document_info(r.metadata) for r in rows), key=lambda d: d.created_at)
+
+    async def get_document(self, name: str, document_id: str) -> DocumentDetail:
+        """A document with where each of its chunks sits."""
+        info = await find_document(self.store, check_collection_name(name), document_id)
+        rows = await self.store.get(name, {"document_id": document_id})
+        chunks = sorted(
+            (
+                ChunkInfo(
+                    index=int(r.metadata["chunk_index"]),
+                    start=int(r.metadata["start"]),
+                    end=int(r.metadata["end"]),
+                    page=int(r.metadata["page"]) if "page" in r.metadata else None,
+                    heading=str(r.metadata["heading"]) if "heading" in r.metadata else None,
+                )
+                for r in rows
+            ),
+            key=lambda c: c.index,
+        )
+        return DocumentDetail(**info.model_dump(), chunk_list=chunks)
+
+    async def delete_document(self, name: str, document_id: str) -> None:
+        """Remove a document and every chunk of it."""
+        await find_document(self.store, check_collection_name(name), document_id)
+        await self.store.delete(name, {"document_id": document_id})
+        await self._bump(name)
+        self._metrics.rag_documents.labels(status="deleted").inc()
+
+    # Search
+
+    async def retrieve(
+        self,
+        name: str,
+        query: str,
+        *,
+        k: int | None = None,
+        min_score: float = 0.0,
+        sources: Sequence[str] | None = None,
+        embedding_model: str | None = None,
+    ) -> list[Hit]:
+        """The best chunks for a query by hybrid search."""
+        started = time.perf_counter()
+        stored, embedder = await self._open(name, embedding_model)
+        vector, index = await asyncio.gather(
+            embedder.embed_query(query),
+            self._indexes.get(self.store, name, str(stored.metadata.get("revision", ""))),
+        )
+        hits = await hybrid_search(
+            self.store,
+            index,
+            name,
+            query,
+            vector,
+            k=k or self.settings.top_k,
+            min_score=min_score,
+            sources=sources,
+            trust_dense=embedder.languages is None or detect_language(query) in embedder.languages,
+        )
+        self._metrics.rag_retrieval_duration.observe(time.perf_counter() - started)
+        return hits
+
+    async def search(self, name: str, body: SearchRequest) -> SearchResponse:
+        """Retrieval only: the chunks with their scores."""
+        hits = await self.retrieve(
+            name,
+            body.query,
+            k=body.k,
+            min_score=body.min_score or 0.0,
+            sources=body.sources,
+            embedding_model=body.embedding_model,
+        )
+        return SearchResponse(results=[search_result(hit) for hit in hits])
+
+    # Internals
+
+    async def _open(
+        self, name: str, embedding_model: str | None = None
+    ) -> tuple[StoredCollection, Embedder]:
+        stored = await self.store.collection(check_collection_name(name))
+        model = str(stored.metadata.get("embedding_model", ""))
+        if embedding_model and embedding_model != model:
+            raise Conflict(
+                f"collection {name!r} was embedded with {model!r}; searching it with "
+                f"{embedding_model!r} would compare unrelated vectors"
+            )
+        return stored, self._embedder_for(model, name)
+
+    def _embedder_for(self, model: str, collection: str | None = None) -> Embedder:
+        if model == self.embedder.model:
+            return self.embedder
+        if self._other_embedder is not None:
+            return self._other_embedder(model)
+        what = f"collection {collection!r} was embedded with" if collection else "the model"
+        raise Conflict(
+            f"{what} {model!r}, but this server embeds with {self.embedder.model!r} only; "
+            "re-create the collection, or run with the embedder it was made with"
+        )
+
+    async def _bump(self, name: str) -> None:
+        """A new revision: lexical indexes and cached answers of the old one go stale."""
+        await self.store.set_metadata(name, {"revision": uuid.uuid4().hex})
+
+    def _count(self, document: DocumentInfo, seconds: float) -> None:
+        self._metrics.rag_documents.labels(status=document.status or "indexed").inc()
+        if document.status == "indexed":
+            self._metrics.rag_chunks.inc(document.chunks)
+            self._metrics.rag_ingest_duration.observe(seconds)
+
+    def _info(self, stored: StoredCollection, documents: int) -> CollectionInfo:
+        meta = stored.metadata
+        return CollectionInfo(
+            name=stored.name,
+            documents=documents,
+            chunks=stored.count,
+            embedding_model=str(meta.get("embedding_model", "")),
+            chunk_size=int(meta.get("chunk_size", self.settings.chunk_size)),
+            chunk_overlap=int(meta.get("chunk_overlap", self.settings.chunk_overlap)),
+            revision=str(meta.get("revision", "")),
+            created_at=str(meta.get("created_at", "")),
+        )
+
+
+def _splitting(stored: StoredCollection) -> tuple[int, int]:
+    return int(stored.metadata["chunk_size"]), int(stored.metadata["chunk_overlap"])
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -1,0 +1,235 @@
+// Llamarada in the browser: wires the page's parts together.
+
+import { listModels } from "./api.js";
+import { ChatView } from "./chat.js";
+import { openDialog } from "./dialog.js";
+import { byId, h } from "./dom.js";
+import { initialLanguage, setLanguage, t, translate } from "./i18n.js";
+import { KnowledgeView } from "./kb.js";
+import { applyTheme, prefs } from "./prefs.js";
+import { Sidebar } from "./sidebar.js";
+import { ConversationStore } from "./store.js";
+
+const KB_PREFIX = "kb:";
+const NARROW = window.matchMedia("(max-width: 760px)");
+
+const store = new ConversationStore();
+const modelSelect = byId("model");
+const agentToggle = byId("agent-mode");
+const announcer = byId("announcer");
+
+function announce(text) {
+  // Clear first so the same words twice are still spoken twice.
+  announcer.textContent = "";
+  setTimeout(() => {
+    announcer.textContent = text;
+  }, 50);
+}
+
+let toastTimer = 0;
+function toast(text) {
+  const element = byId("toast");
+  element.textContent = text;
+  element.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => {
+    element.hidden = true;
+  }, 6000);
+}
+
+// ---- the conversation on screen, kept in the address (#c=ID) so a reload returns to it ----
+
+function conversationFromHash() {
+  const id = new URLSearchParams(location.hash.slice(1)).get("c");
+  return id ? store.get(id) : null;
+}
+
+// ---- views: the chat, and knowledge bases (when the server has them) ----
+
+let view = "chat";
+
+function showView(name) {
+  view = name;
+  for (const tab of document.querySelectorAll(".view-tab")) {
+    if (tab.dataset.view === name) tab.setAttribute("aria-current", "page");
+    else tab.removeAttribute("aria-current");
+  }
+  byId("chat-view").hidden = name !== "chat";
+  byId("kb-view").hidden = name !== "kb";
+  byId("chat-controls").hidden = name !== "chat";
+  byId("title").textContent = name === "kb" ? t("kbView") : chat.conversation?.title || t("untitled");
+  if (name === "kb") {
+    history.replaceState(null, "", "#kb");
+    knowledge.show();
+  }
+  closeSidebar();
+}
+
+function show(conversation, { focus = true } = {}) {
+  if (view !== "chat") showView("chat");
+  chat.open(conversation);
+  const address = conversation
+    ? `#c=${encodeURIComponent(conversation.id)}`
+    : location.pathname + location.search;
+  history.replaceState(null, "", address);
+  if (conversation?.model && [...modelSelect.options].some((option) => option.value === conversation.model)) {
+    modelSelect.value = conversation.model;
+  }
+  sidebar.render();
+  closeSidebar();
+  if (focus) byId("composer-input").focus();
+}
+
+const chat = new ChatView({
+  store,
+  model: () => modelSelect.value,
+  agentMode: () => agentToggle.checked,
+  announce,
+  onOpen: (conversation) => {
+    history.replaceState(null, "", `#c=${encodeURIComponent(conversation.id)}`);
+    sidebar.render();
+  },
+});
+
+const sidebar = new Sidebar({
+  store,
+  current: () => chat.conversation,
+  onOpen: (conversation) => show(conversation),
+  onDelete: (conversation) => {
+    if (chat.conversation?.id === conversation.id) show(null);
+    else byId("composer-input").focus();
+  },
+});
+
+store.addEventListener("change", () => {
+  if (view === "chat") byId("title").textContent = chat.conversation?.title || t("untitled");
+});
+
+const knowledge = new KnowledgeView({ announce, model: () => modelSelect.value });
+for (const tab of document.querySelectorAll(".view-tab")) {
+  tab.addEventListener("click", () => {
+    if (tab.dataset.view === "kb") showView("kb");
+    else show(chat.conversation);
+  });
+}
+store.addEventListener("error", () => toast(t("storageFull")));
+
+// ---- models ----
+
+async function loadModels() {
+  modelSelect.replaceChildren(h("option", { value: "" }, t("loadingModels")));
+  modelSelect.disabled = true;
+  let names;
+  try {
+    names = await listModels();
+  } catch (error) {
+    modelSelect.replaceChildren(h("option", { value: "" }, t("noModels")));
+    toast(t("modelsFailed", { message: error.message }));
+    return;
+  }
+  const plain = names.filter((name) => !name.startsWith(KB_PREFIX));
+  const bases = names.filter((name) => name.startsWith(KB_PREFIX));
+  const options = plain.map((name) => h("option", { value: name }, name));
+  if (bases.length) {
+    options.push(
+      h(
+        "optgroup",
+        { label: t("kbView") },
+        bases.map((name) => h("option", { value: name }, name)),
+      ),
+    );
+  }
+  modelSelect.replaceChildren(...(options.length ? options : [h("option", { value: "" }, t("noModels"))]));
+  modelSelect.disabled = names.length === 0;
+  const wanted = [chat.conversation?.model, prefs.model].find((name) => name && names.includes(name));
+  if (wanted) modelSelect.value = wanted;
+}
+
+modelSelect.addEventListener("change", () => {
+  prefs.model = modelSelect.value;
+});
+
+// ---- the narrow-screen drawer ----
+
+const app = byId("app");
+const menuButton = byId("menu-button");
+
+function openSidebar() {
+  app.classList.add("sidebar-open");
+  menuButton.setAttribute("aria-expanded", "true");
+  byId("main").inert = true;
+  byId("new-chat").focus();
+}
+
+function closeSidebar() {
+  if (!app.classList.contains("sidebar-open")) return;
+  app.classList.remove("sidebar-open");
+  menuButton.setAttribute("aria-expanded", "false");
+  byId("main").inert = false;
+  menuButton.focus();
+}
+
+menuButton.addEventListener("click", openSidebar);
+byId("backdrop").addEventListener("click", closeSidebar);
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Escape" && app.classList.contains("sidebar-open")) closeSidebar();
+});
+NARROW.addEventListener("change", () => {
+  if (!NARROW.matches) closeSidebar();
+});
+
+// ---- settings, language, theme ----
+
+byId("new-chat").addEventListener("click", () => show(null));
+
+byId("open-settings").addEventListener("click", async () => {
+  const input = h("input", { type: "password", id: "api-key", autocomplete: "off", spellcheck: "false" });
+  input.value = prefs.apiKey;
+  const body = [
+    h("label", { for: "api-key" }, t("apiKey")),
+    input,
+    h("p", { class: "hint", id: "api-key-hint" }, t("apiKeyHint")),
+  ];
+  input.setAttribute("aria-describedby", "api-key-hint");
+  if (await openDialog({ title: t("settingsTitle"), body, confirm: t("save"), focus: input })) {
+    prefs.apiKey = input.value;
+    loadModels();
+  }
+});
+
+const languageSelect = byId("language");
+languageSelect.addEventListener("change", () => {
+  prefs.language = languageSelect.value;
+  setLanguage(languageSelect.value);
+});
+document.addEventListener("llamarada:language", () => {
+  chat.render();
+  sidebar.render();
+  if (view === "kb") {
+    byId("title").textContent = t("kbView");
+    knowledge.render();
+  }
+});
+
+const themeSelect = byId("theme");
+themeSelect.value = prefs.theme;
+themeSelect.addEventListener("change", () => {
+  prefs.theme = themeSelect.value;
+  applyTheme(themeSelect.value);
+});
+
+agentToggle.addEventListener("change", () => {
+  if (agentToggle.checked) announce(t("agentHint"));
+});
+
+// ---- start ----
+
+languageSelect.value = initialLanguage(prefs.language);
+setLanguage(languageSelect.value);
+translate(document);
+const startedAt = location.hash;
+show(conversationFromHash(), { focus: false });
+const [, hasKnowledge] = await Promise.all([loadModels(), knowledge.available()]);
+byId("kb-tab").hidden = !hasKnowledge;
+if (hasKnowledge && startedAt === "#kb") showView("kb");
+document.body.dataset.ready = "true";

@@ -1,0 +1,68 @@
+"""Retrieval quality on the labelled English and Spanish corpus in tests/data/rag."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from app.config import RagSettings
+from app.core.metrics import Metrics
+from app.rag.embeddings import MiniLMEmbedder
+from app.rag.schemas import CollectionCreate
+from app.rag.service import KnowledgeBase
+from app.rag.store import ChromaStore
+from tests.rag.corpus import corpus_uploads, questions, recall
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+RECALL_FLOOR = 0.8
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def knowledge(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[KnowledgeBase]:
+    """The corpus indexed once, in embedded Chroma, with the real MiniLM embedder."""
+    path: Path = tmp_path_factory.mktemp("corpus") / "chroma"
+    knowledge = KnowledgeBase(
+        ChromaStore.persistent(path), MiniLMEmbedder(), RagSettings(), Metrics()
+    )
+    await knowledge.create_collection(CollectionCreate(name="corpus"))
+    await knowledge.index(await knowledge.prepare_upload("corpus", corpus_uploads()))
+    yield knowledge
+    await knowledge.aclose()
+
+
+@pytest.mark.parametrize("lang", ["en", "es"])
+async def test_retrieval_recall_at_5_meets_the_floor(
+    knowledge: KnowledgeBase, lang: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    asked = [q for q in questions()[0] if q.lang == lang]
+    at3 = await recall(knowledge, "corpus", asked, 3)
+    at5 = await recall(knowledge, "corpus", asked, 5)
+    with capsys.disabled():
+        print(f"\n[rag] {lang}: {len(asked)} questions, recall@3 {at3:.2f}, recall@5 {at5:.2f}")
+    assert at5 >= RECALL_FLOOR
+    assert at3 <= at5
+
+
+async def test_retrieval_threshold_separates_answerable_from_not_in_documents(
+    knowledge: KnowledgeBase, capsys: pytest.CaptureFixture[str]
+) -> None:
+    answerable, unanswerable = questions()
+    floor = knowledge.settings.min_score
+    kept = [
+        bool(await knowledge.retrieve("corpus", q.question, min_score=floor)) for q in answerable
+    ]
+    leaked = [
+        q.question
+        for q in unanswerable
+        if await knowledge.retrieve("corpus", q.question, min_score=floor)
+    ]
+    with capsys.disabled():
+        print(
+            f"\n[rag] min_score {floor}: {sum(kept)}/{len(kept)} answerable kept, "
+            f"{len(unanswerable) - len(leaked)}/{len(unanswerable)} not-in-documents refused"
+        )
+    assert leaked == []
+    assert sum(kept) / len(kept) >= 0.9
