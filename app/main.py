@@ -72,8 +72,10 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
             model_backend, cache, metrics, settings.limits, settings.default_model
         )
         http = httpx.AsyncClient()  # the agent's tools' client (Open-Meteo)
-        app.state.agent = build_agent(settings, app.state.completions, http, metrics)
         app.state.rag = build_rag(settings, app.state.completions, metrics)
+        app.state.agent = build_agent(
+            settings, app.state.completions, http, metrics, app.state.rag.knowledge
+        )
         app.state.batch = build_batch(settings, app.state.completions, metrics)
         logger.info(
             "llamarada started",

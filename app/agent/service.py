@@ -6,13 +6,17 @@ import httpx
 
 from app.agent.loop import AgentService
 from app.agent.tools import OpenMeteoWeather, Tool, calculator_tool, clock_tool, weather_tool
+from app.agent.tools.knowledge import knowledge_tool
 from app.config import Settings
 from app.core.metrics import Metrics
 from app.llm.completions import CompletionService
+from app.rag.service import KnowledgeBase
 
 
-def build_tools(settings: Settings, http: httpx.AsyncClient) -> list[Tool]:
-    """Every tool a request may enable: calculator, date and weather."""
+def build_tools(
+    settings: Settings, http: httpx.AsyncClient, knowledge: KnowledgeBase | None = None
+) -> list[Tool]:
+    """Every tool a request may enable: calculator, date, weather, knowledge-base search."""
     agent = settings.agent
     weather = OpenMeteoWeather(
         http,
@@ -23,18 +27,26 @@ def build_tools(settings: Settings, http: httpx.AsyncClient) -> list[Tool]:
         # which says the service was slow, comes before the loop's generic timeout.
         timeout=agent.tool_timeout / 2,
     )
-    return [
+    tools = [
         calculator_tool(),
         clock_tool(timezone=agent.timezone, locale=agent.locale),
         weather_tool(weather),
     ]
+    if knowledge is not None:
+        tools.append(knowledge_tool(knowledge))
+    return tools
 
 
 def build_agent(
-    settings: Settings, completions: CompletionService, http: httpx.AsyncClient, metrics: Metrics
+    settings: Settings,
+    completions: CompletionService,
+    http: httpx.AsyncClient,
+    metrics: Metrics,
+    knowledge: KnowledgeBase | None = None,
 ) -> AgentService:
     """The agent service; `http` (for Open-Meteo) belongs to the caller, who closes it."""
     # A step may not ask for more tokens than any request may.
     step_tokens = min(settings.agent.max_step_tokens, settings.limits.max_num_predict)
     agent_settings = settings.agent.model_copy(update={"max_step_tokens": step_tokens})
-    return AgentService(completions, build_tools(settings, http), agent_settings, metrics)
+    tools = build_tools(settings, http, knowledge)
+    return AgentService(completions, tools, agent_settings, metrics)
