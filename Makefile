@@ -46,7 +46,11 @@ $(LITELLM_VENV)/bin/litellm:
 	$(PYTHON) -m venv $(LITELLM_VENV)
 	$(LITELLM_VENV)/bin/pip install --quiet 'litellm[proxy]>=1.108'
 
-bench: $(VENV)/.test-deps $(LITELLM_VENV)/bin/litellm
+$(VENV)/.bench-deps: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[embedded,test,bench]'
+	touch $@ $(VENV)/.test-deps $(VENV)/.run-deps
+
+bench: system-deps $(VENV)/.bench-deps $(LITELLM_VENV)/bin/litellm
 	LITELLM_BIN=$(LITELLM_VENV)/bin $(BIN)/python -m bench
 
 clean:
