@@ -92,7 +92,9 @@ class NativeToolCalling(ToolCalling):
     def read(self, text: str, tool_calls: list[dict[str, Any]]) -> Turn:
         """The calls in `tool_calls`, in order; the text is the answer when there are none."""
         calls = [_native_call(item) for item in tool_calls]
-        message = Message(role="assistant", content=text, tool_calls=tool_calls or None)
+        # Malformed items still become (failing) calls above, but stay out of the history.
+        kept = [item for item in tool_calls if isinstance(item, dict)]
+        message = Message(role="assistant", content=text, tool_calls=kept or None)
         return Turn(message=message, calls=calls, answer=text.strip())
 
     def observation(self, call: ToolCall, text: str) -> Message:

@@ -183,7 +183,13 @@ def _chunk(data: dict[str, Any], shape: str) -> Chunk:
         tool_calls = message.get("tool_calls")
     else:
         content, thinking, tool_calls = data.get("response", ""), data.get("thinking", ""), None
-    chunk = Chunk(content=content or "", thinking=thinking or "", tool_calls=tool_calls)
+    if tool_calls is not None and not (
+        isinstance(tool_calls, list) and all(isinstance(call, dict) for call in tool_calls)
+    ):
+        raise UpstreamError("Ollama sent tool_calls that are not a list of objects")
+    if not isinstance(content, str) or not isinstance(thinking, str | None):
+        raise UpstreamError("Ollama sent a message whose content is not text")
+    chunk = Chunk(content=content or "", thinking=thinking or "", tool_calls=tool_calls or None)
     if data.get("done"):
         chunk.done = True
         for name in _DONE_FIELDS:

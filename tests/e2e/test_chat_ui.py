@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from app.llm.base import ChatRequest
+from tests.e2e.browser import screenshot
 from tests.e2e.conftest import ScriptedModels
 from tests.e2e.ui import ChatPage
 
@@ -212,9 +213,9 @@ def test_chat_settings_api_key_is_sent_as_a_bearer_token(chat: ChatPage) -> None
     chat.page.get_by_role("button", name="Settings").click()
     dialog = chat.page.get_by_role("dialog", name="Settings")
     dialog.get_by_label("API key").fill("sk-test-123")
-    with chat.page.expect_request("**/api/tags") as listed:
+    with chat.page.expect_response("**/api/tags") as listed:
         dialog.get_by_role("button", name="Save").click()
-    assert listed.value.headers["authorization"] == "Bearer sk-test-123"
+    assert listed.value.request.headers["authorization"] == "Bearer sk-test-123"
     expect(chat.page.get_by_role("button", name="Settings")).to_be_focused()
     with chat.page.expect_request("**/api/chat") as asked:
         chat.ask("Am I authorized?")
@@ -247,9 +248,13 @@ def test_chat_speaks_spanish_and_keeps_the_choice(chat: ChatPage) -> None:
     chat.page.get_by_role("combobox", name="Language").select_option("es")
     expect(chat.page.locator("html")).to_have_attribute("lang", "es")
     expect(chat.page.get_by_role("button", name="Enviar")).to_be_visible()
-    expect(chat.page.get_by_role("button", name="Nueva conversación")).to_be_visible()
+    expect(chat.page.get_by_role("button", name="Nuevo chat")).to_be_visible()
     chat.reload()
-    expect(chat.page.get_by_role("textbox", name="Mensaje")).to_be_visible()
+    composer = chat.page.get_by_role("textbox", name="Mensaje")
+    composer.fill("¿Hablas español?")
+    composer.press("Enter")
+    expect(chat.last_answer.get_by_role("button", name="Reintentar")).to_be_visible()
+    screenshot(chat.page, "chat-desktop-light-es")
     chat.page.get_by_role("combobox", name="Idioma").select_option("en")
     expect(chat.composer).to_be_visible()
 

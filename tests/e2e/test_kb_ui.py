@@ -102,6 +102,23 @@ def test_kb_upload_ask_and_open_a_citation(
         expect(source.locator("summary")).to_be_focused()
         screenshot(page, f"kb-{device}-{scheme}")
 
+        # The knowledge base is a chat model too, in its own group of the picker.
+        if device == "phone":
+            page.get_by_role("button", name="Menu").click()
+        page.get_by_role("button", name="Chat", exact=True).click()
+        picker = page.get_by_role("combobox", name="Model")
+        expect(picker.locator("optgroup[label='Knowledge bases'] option")).to_contain_text(
+            [f"kb:{name}"]
+        )
+        picker.select_option(f"kb:{name}")
+        reply = ui.ask("How many vacation days?")
+        expect(ui.body_of(reply)).to_contain_text("25 days of paid vacation [1]")
+        expect(ui.body_of(reply)).to_contain_text("[1] handbook.md")
+        if device == "phone":
+            page.get_by_role("button", name="Menu").click()
+        page.get_by_role("button", name="Knowledge bases").click()
+        page.locator(".kb-collection").filter(has_text=name).click()
+
         page.get_by_role("button", name="Delete handbook.md").click()
         page.get_by_role("dialog").get_by_role("button", name="Delete").click()
         expect(page.get_by_text("No documents yet.")).to_be_visible()

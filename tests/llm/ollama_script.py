@@ -23,6 +23,7 @@ class Script:
     delay: float = 0.0  # before each piece
     models: list[str] = field(default_factory=lambda: ["llama3.2:1b"])
     loaded: list[str] = field(default_factory=list)
+    tool_calls: list[Any] | None = None  # sent with the first piece
     bodies: list[dict[str, Any]] = field(default_factory=list)
     closed_early: int = 0  # streams the client stopped reading
 
@@ -76,11 +77,10 @@ def scripted_ollama(script: Script) -> FastAPI:
                     if script.cut_after == index:
                         raise ConnectionResetError("scripted cut")
                     await asyncio.sleep(script.delay)
-                    payload = (
-                        {"message": {"role": "assistant", "content": piece}}
-                        if shape == "chat"
-                        else {"response": piece}
-                    )
+                    message: dict[str, Any] = {"role": "assistant", "content": piece}
+                    if index == 0 and script.tool_calls is not None:
+                        message["tool_calls"] = script.tool_calls
+                    payload = {"message": message} if shape == "chat" else {"response": piece}
                     yield json.dumps({"model": body["model"], **payload, "done": False}).encode()
                     yield b"\n"
                 final = {

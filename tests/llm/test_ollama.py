@@ -256,3 +256,11 @@ async def test_gateway_not_ready_when_ollama_is_unreachable() -> None:
         assert "no Ollama server answers" in response.json()["error"]["message"]
         metrics = (await client.get("/metrics")).text
         assert 'llama_backend_up{backend="http://127.0.0.1' in metrics
+
+
+async def test_ollama_backend_rejects_malformed_tool_calls(scripted: str, script: Script) -> None:
+    script.tool_calls = ["not an object"]
+    backend = OllamaBackend(scripted)
+    with pytest.raises(UpstreamError, match="tool_calls"):
+        await collect(backend, chat())
+    await backend.aclose()

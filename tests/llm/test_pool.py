@@ -14,7 +14,7 @@ from app.config import PoolSettings, Settings
 from app.core.errors import Overloaded, UpstreamError, UpstreamUnavailable
 from app.core.metrics import Metrics
 from app.llm.base import ChatRequest, Chunk
-from app.llm.pool import Breaker, OllamaPool
+from app.llm.pool import Breaker, Member, OllamaPool
 from app.main import create_app
 from tests.conftest import free_port
 from tests.llm.ollama_script import Script, scripted_ollama
@@ -42,6 +42,11 @@ def servers() -> Iterator[tuple[list[Script], list[str]]]:
     with ExitStack() as stack:
         urls = [stack.enter_context(serve_in_thread(scripted_ollama(s))) for s in scripts]
         yield scripts, urls
+
+
+def breaker_of(member: Member) -> Breaker:
+    """The member's breaker state, read afresh (it changes between awaits)."""
+    return member.breaker
 
 
 async def make_pool(urls: list[str], settings: PoolSettings = FAST, **kw: float) -> OllamaPool:
@@ -145,7 +150,7 @@ async def test_pool_breaker_opens_and_closes(servers: tuple[list[Script], list[s
         for _ in range(2):
             with pytest.raises(UpstreamError):
                 await text(pool.chat(chat()))
-        assert sick.breaker is Breaker.OPEN
+        assert breaker_of(sick) is Breaker.OPEN
         # While open, requests go to the healthy server without touching the sick one.
         for _ in range(3):
             assert await text(pool.chat(chat())) == "two"
@@ -153,7 +158,7 @@ async def test_pool_breaker_opens_and_closes(servers: tuple[list[Script], list[s
         scripts[0].status = 200
         await asyncio.sleep(0.35)  # the cool-down passes: one trial request is let through
         assert await text(pool.chat(chat())) == "one"
-        assert sick.breaker is Breaker.CLOSED
+        assert breaker_of(sick) is Breaker.CLOSED
     finally:
         await pool.aclose()
 
@@ -230,9 +235,7 @@ def real_upstreams() -> Iterator[list[str]]:
     """Two Llamarada instances in embedded mode: real Ollama-protocol servers, real model."""
     with ExitStack() as stack:
         yield [
-            stack.enter_context(
-                serve_in_thread(create_app(Settings(_env_file=None, cache_ttl=0)))
-            )
+            stack.enter_context(serve_in_thread(create_app(Settings(_env_file=None, cache_ttl=0))))
             for _ in range(2)
         ]
 

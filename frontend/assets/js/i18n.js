@@ -123,7 +123,7 @@ const MESSAGES = {
   },
   es: {
     skipToComposer: "Ir al cuadro de mensaje",
-    newChat: "Nueva conversación",
+    newChat: "Nuevo chat",
     sections: "Secciones",
     chatView: "Chat",
     kbView: "Bases de conocimiento",

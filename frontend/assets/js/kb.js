@@ -31,10 +31,14 @@ export class KnowledgeView {
   #selected = null;
   #asking = null;
 
-  /** `announce(text)` speaks; `model()` is the chat's model (used unless it is a kb: one). */
-  constructor({ announce, model }) {
+  /**
+   * `announce(text)` speaks; `model()` is the chat's model (used unless it is a kb: one);
+   * `onCollectionsChange()` runs when one is created or deleted (the kb: models change).
+   */
+  constructor({ announce, model, onCollectionsChange }) {
     this.announce = announce;
     this.model = model;
+    this.onCollectionsChange = onCollectionsChange;
     this.root = byId("kb-view");
     this.collections = [];
   }
@@ -151,6 +155,7 @@ export class KnowledgeView {
     }
     this.#selected = name;
     await this.show();
+    this.onCollectionsChange();
     this.announce(t("kbCreated", { name }));
     byId("kb-files").focus();
   }
@@ -389,6 +394,7 @@ export class KnowledgeView {
     }
     this.#selected = null;
     await this.show();
+    this.onCollectionsChange();
     this.announce(t("kbDeleted", { name }));
     byId("kb-name").focus();
   }

@@ -105,7 +105,11 @@ store.addEventListener("change", () => {
   if (view === "chat") byId("title").textContent = chat.conversation?.title || t("untitled");
 });
 
-const knowledge = new KnowledgeView({ announce, model: () => modelSelect.value });
+const knowledge = new KnowledgeView({
+  announce,
+  model: () => modelSelect.value,
+  onCollectionsChange: () => loadModels(),
+});
 for (const tab of document.querySelectorAll(".view-tab")) {
   tab.addEventListener("click", () => {
     if (tab.dataset.view === "kb") showView("kb");
@@ -117,8 +121,12 @@ store.addEventListener("error", () => toast(t("storageFull")));
 // ---- models ----
 
 async function loadModels() {
-  modelSelect.replaceChildren(h("option", { value: "" }, t("loadingModels")));
-  modelSelect.disabled = true;
+  // A reload keeps the current list usable until the new one is in.
+  if (!modelSelect.value) {
+    modelSelect.replaceChildren(h("option", { value: "" }, t("loadingModels")));
+    modelSelect.disabled = true;
+  }
+  const current = modelSelect.value;
   let names;
   try {
     names = await listModels();
@@ -141,7 +149,9 @@ async function loadModels() {
   }
   modelSelect.replaceChildren(...(options.length ? options : [h("option", { value: "" }, t("noModels"))]));
   modelSelect.disabled = names.length === 0;
-  const wanted = [chat.conversation?.model, prefs.model].find((name) => name && names.includes(name));
+  const wanted = [current, chat.conversation?.model, prefs.model].find(
+    (name) => name && names.includes(name),
+  );
   if (wanted) modelSelect.value = wanted;
 }
 
