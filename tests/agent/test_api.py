@@ -154,7 +154,8 @@ async def test_agent_api_unknown_tools_get_422_naming_them(client_for: Client) -
     error = response.json()["error"]
     assert error["type"] == "invalid_request_error"
     assert error["message"] == (
-        "tools: unknown tools: 'rm', 'shell'; available: calculator, date, weather"
+        "tools: unknown tools: 'rm', 'shell'; available: calculator, date, weather, "
+        "knowledge_search"
     )
 
 
