@@ -1,6 +1,9 @@
 """A fast (or paced) scripted Ollama-protocol server, run as its own process by the benchmarks.
 
-python -m bench.upstream --port 11500 [--delay 0.05] [--pieces 20]
+python -m bench.upstream --port 11500 [--delay 0.05] [--pieces 20] [--slots 4]
+
+With `--slots N` it answers at most N chats at once and the rest wait, like a model server
+with N parallel slots (Ollama's OLLAMA_NUM_PARALLEL).
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ from starlette.routing import Route
 MODEL = "bench:1b"
 
 
-def build(delay: float, pieces: int) -> Starlette:
-    """The app: `/api/chat` streams `pieces` words, `delay` seconds apart."""
+def build(delay: float, pieces: int, slots: int = 0) -> Starlette:
+    """The app: `/api/chat` streams `pieces` words, `delay` seconds apart, `slots` at a time."""
+    # A slot is held from the first word to the last, so a waiting request waits for its first.
+    gate = asyncio.Semaphore(slots or 1_000_000)
 
     async def chat(request: Request) -> Response:
         body = await request.json()
@@ -38,12 +43,13 @@ def build(delay: float, pieces: int) -> Starlette:
             return JSONResponse(final)
 
         async def lines() -> AsyncIterator[bytes]:
-            for word in words:
-                if delay:
-                    await asyncio.sleep(delay)
-                line = {"model": MODEL, "message": {"role": "assistant", "content": word}}
-                yield json.dumps({**line, "done": False}).encode() + b"\n"
-            yield json.dumps(final).encode() + b"\n"
+            async with gate:
+                for word in words:
+                    if delay:
+                        await asyncio.sleep(delay)
+                    line = {"model": MODEL, "message": {"role": "assistant", "content": word}}
+                    yield json.dumps({**line, "done": False}).encode() + b"\n"
+                yield json.dumps(final).encode() + b"\n"
 
         return StreamingResponse(lines(), media_type="application/x-ndjson")
 
@@ -76,10 +82,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--pieces", type=int, default=2)
+    parser.add_argument("--slots", type=int, default=0, help="chats at once; 0: no limit")
     args = parser.parse_args()
-    uvicorn.run(
-        build(args.delay, args.pieces), host="127.0.0.1", port=args.port, log_level="warning"
-    )
+    app = build(args.delay, args.pieces, args.slots)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ STATUS = {  # the five statuses clients see; the transient ones fold into them
 _JOB_BODY: dict[str, Any] = {
     "requestBody": {
         "content": {
-            "application/json": {"schema": BatchRequest.model_json_schema()},
+            "application/json": {"schema": {"$ref": "#/components/schemas/BatchRequest"}},
             NDJSON: {"schema": {"type": "string", "description": "one prompt or chat per line"}},
             "multipart/form-data": {
                 "schema": {
@@ -115,13 +115,18 @@ async def cancel_job(job_id: str, batch: BatchDep) -> dict[str, Any]:
 
 
 async def _submit_json(data: bytes, batch: BatchDep, model: str) -> JobRecord:
+    limit = batch.jobs.settings.max_job_items
+    parsed: ParsedInput
     try:
         value = json.loads(data)
     except ValueError as exc:
-        raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
+        if b"\n" not in data.strip():
+            raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
+        # JSONL sent without its content type (`curl --data-binary @file.jsonl`).
+        parsed = from_jsonl(data, model=model, max_items=limit)
+        return await batch.jobs.submit(parsed, JobKind.NATIVE, {"model": model or None})
     if isinstance(value, list):
-        limit = batch.jobs.settings.max_job_items
-        parsed: ParsedInput = from_json_list(value, model=model, max_items=limit)
+        parsed = from_json_list(value, model=model, max_items=limit)
         return await batch.jobs.submit(parsed, JobKind.NATIVE, {"model": model or None})
     try:
         body = BatchRequest.model_validate(value)

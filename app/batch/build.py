@@ -47,7 +47,7 @@ def build_batch(settings: Settings, completions: CompletionService, metrics: Met
     runner = JobRunner(store, ItemRunner(completions, config), config, metrics)
     queue: JobQueue
     if url:
-        queue = SaqJobQueue(url, config)
+        queue = SaqJobQueue(url, config, settings.log_level)
     else:
         gauge = metrics.batch_queue_depth
         queue = InProcessQueue(runner, config.worker_concurrency, config.sweep_interval, gauge.set)

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from app.api.openai_schema import ChatCompletionRequest
-from app.batch.models import BatchItem, BatchRequest
+from app.batch.models import BatchItem, BatchRequest, chat_item, prompt_messages
 from app.core.errors import InvalidRequest, PayloadTooLarge
 from app.llm.base import Message, Options
 
@@ -95,18 +95,11 @@ def _add_native(parsed: ParsedInput, index: int, number: int, value: Any, model:
     except ValidationError as exc:
         parsed.invalid[index] = (custom_id, _invalid(exc, number))
         return
-    common: dict[str, Any] = {"model": line.model or model, "stream": False}
-    if line.options:
-        common["options"] = line.options.model_dump(exclude_none=True)
     if line.prompt is not None:
-        extra = {"system": line.system} if line.system else {}
-        body = {**common, **extra, "prompt": line.prompt}
-        parsed.items[index] = BatchItem(route="generate", body=body, custom_id=line.custom_id)
-        return
-    messages = [m.model_dump(exclude_none=True) for m in line.messages or []]
-    parsed.items[index] = BatchItem(
-        route="chat", body={**common, "messages": messages}, custom_id=line.custom_id
-    )
+        messages = prompt_messages(line.prompt, line.system)
+    else:
+        messages = [m.model_dump(exclude_none=True) for m in line.messages or []]
+    parsed.items[index] = chat_item(line.model or model, messages, line.options, line.custom_id)
 
 
 def from_openai_jsonl(data: bytes, *, endpoint: str, max_items: int) -> ParsedInput:

@@ -14,7 +14,7 @@ from app.api.openai_schema import ChatCompletionRequest
 from app.batch.models import BatchItem, Outcome
 from app.config import BatchSettings
 from app.core.errors import InvalidRequest, LlamaradaError, Overloaded, UpstreamUnavailable
-from app.llm.base import ChatRequest, Chunk, GenerateRequest
+from app.llm.base import ChatRequest, Chunk
 from app.llm.completions import CachePolicy, CacheStatus, CompletionService, Reply
 
 MAX_RETRY_WAIT = 30.0  # seconds, however long a Retry-After asks for
@@ -121,7 +121,8 @@ class ItemRunner:
             except (Overloaded, UpstreamUnavailable) as exc:
                 if attempt == retries:
                     raise
-                await asyncio.sleep(min(float(exc.retry_after or 1), MAX_RETRY_WAIT))
+                wait = 1.0 if exc.retry_after is None else float(exc.retry_after)
+                await asyncio.sleep(min(wait, MAX_RETRY_WAIT))
             except TimeoutError:
                 raise LlamaradaError(
                     f"no answer within the item timeout ({self.settings.item_timeout:g} s)"
@@ -132,11 +133,7 @@ class ItemRunner:
         policy = CachePolicy()
         reply: Reply
         try:
-            if item.route == "generate":
-                reply = await self.completions.generate(
-                    GenerateRequest.model_validate(item.body), policy
-                )
-            elif item.route == "chat":
+            if item.route == "chat":
                 reply = await self.completions.chat(ChatRequest.model_validate(item.body), policy)
             else:
                 body = ChatCompletionRequest.model_validate(item.body)

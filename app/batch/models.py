@@ -166,7 +166,7 @@ class FileRecord:
 class BatchItem(BaseModel):
     """One request of a batch, as stored for the worker that runs it."""
 
-    route: Literal["chat", "generate", "openai_chat"]
+    route: Literal["chat", "openai_chat"]
     body: dict[str, Any]
     custom_id: str | None = None
 
@@ -177,7 +177,7 @@ class BatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str = Field(default="", max_length=256, description="empty: the default model")
-    prompts: list[str] | None = Field(default=None, description="completions, one per prompt")
+    prompts: list[str] | None = Field(default=None, description="one user message each")
     messages_list: list[list[Message]] | None = Field(
         default=None, description="chats, one per list of messages"
     )
@@ -193,21 +193,29 @@ class BatchRequest(BaseModel):
 
     def items(self) -> list[BatchItem]:
         """One item per prompt or chat."""
-        options = self.options.model_dump(exclude_none=True) if self.options else None
-        common: dict[str, Any] = {"model": self.model, "stream": False}
-        if options:
-            common["options"] = options
         if self.prompts is not None:
-            extra = {"system": self.system} if self.system else {}
-            return [
-                BatchItem(route="generate", body={**common, **extra, "prompt": prompt})
-                for prompt in self.prompts
+            chats = [prompt_messages(prompt, self.system) for prompt in self.prompts]
+        else:
+            chats = [
+                [m.model_dump(exclude_none=True) for m in chat] for chat in self.messages_list or []
             ]
-        chats = self.messages_list or []
-        return [
-            BatchItem(
-                route="chat",
-                body={**common, "messages": [m.model_dump(exclude_none=True) for m in chat]},
-            )
-            for chat in chats
-        ]
+        return [chat_item(self.model, chat, self.options) for chat in chats]
+
+
+def prompt_messages(prompt: str, system: str | None) -> list[dict[str, Any]]:
+    """A prompt as a chat: the user's message after the system prompt, if any."""
+    messages = [{"role": "system", "content": system}] if system else []
+    return [*messages, {"role": "user", "content": prompt}]
+
+
+def chat_item(
+    model: str,
+    messages: list[dict[str, Any]],
+    options: Options | None,
+    custom_id: str | None = None,
+) -> BatchItem:
+    """An item answered like `POST /api/chat` with these messages (and so cached alike)."""
+    body: dict[str, Any] = {"model": model, "messages": messages, "stream": False}
+    if options is not None and options.model_dump(exclude_none=True):
+        body["options"] = options.model_dump(exclude_none=True)
+    return BatchItem(route="chat", body=body, custom_id=custom_id)

@@ -23,6 +23,7 @@ from app.config import BatchSettings
 from app.core.errors import InvalidRequest, NotFound, PayloadTooLarge
 
 MAX_LISTED_ERRORS = 20  # input lines described in a batch's `errors`
+MAX_LISTED_BATCHES = 10_000  # batches whose output files `GET /v1/files` lists
 OUTPUT_KINDS = ("output", "errors")
 
 
@@ -66,7 +67,7 @@ class OpenAIBatchService:
     ) -> tuple[list[FileRecord], bool]:
         """Uploaded files and batches' output files, and whether more follow."""
         found = await self.store.list_files()
-        for job in await self.jobs.list(JobKind.OPENAI, self.settings.max_job_items, None):
+        for job in await self.jobs.list(JobKind.OPENAI, MAX_LISTED_BATCHES, None):
             found += [
                 output_file_record(job, kind, self.settings.retention)
                 for kind in OUTPUT_KINDS

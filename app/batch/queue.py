@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Callable
+from typing import Protocol
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -28,6 +28,12 @@ QUEUE_NAME = "llamarada-batch"
 DISPATCH = "batch_dispatch"
 ITEM = "batch_item"
 SWEEP_ABORT_WAIT = 1.0  # seconds the sweep waits for a presumed-dead worker to stop an item
+
+
+def quiet_saq(log_level: str) -> None:
+    """saq logs several lines per task at INFO: keep them for DEBUG."""
+    if log_level != "DEBUG":
+        logging.getLogger("saq").setLevel(logging.WARNING)
 
 
 class JobQueue(Protocol):
@@ -51,7 +57,11 @@ class InProcessQueue:
     name = "in-process"
 
     def __init__(
-        self, runner: JobRunner, concurrency: int, maintain_every: float, on_depth: Any
+        self,
+        runner: JobRunner,
+        concurrency: int,
+        maintain_every: float,
+        on_depth: Callable[[float], None],
     ) -> None:
         self.runner = runner
         self.concurrency = concurrency
@@ -145,8 +155,9 @@ class SaqJobQueue:
 
     name = "redis"
 
-    def __init__(self, url: str, settings: BatchSettings) -> None:
+    def __init__(self, url: str, settings: BatchSettings, log_level: str = "INFO") -> None:
         self.settings = settings
+        quiet_saq(log_level)
         self.queue = BatchRedisQueue(aioredis.from_url(url), name=QUEUE_NAME)
 
     async def submit(self, job_id: str, total: int) -> None:

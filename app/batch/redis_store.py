@@ -23,6 +23,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from app.batch import redis_scripts as scripts
 from app.batch.models import (
     Claim,
     FileRecord,
@@ -38,57 +39,6 @@ from app.core.errors import Conflict, QueueUnavailable
 PREFIX = "llamarada:batch:"
 _PAGE = 1000
 
-_CLAIM = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 'gone' end
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 'done' end
-local status = redis.call('HGET', KEYS[1], 'status')
-if status == 'cancelling' or status == 'expiring' then return 'stopped' end
-local ttl = redis.call('PTTL', KEYS[1])
-local attempts = redis.call('HINCRBY', KEYS[4], ARGV[1], 1)
-if ttl > 0 then redis.call('PEXPIRE', KEYS[4], ttl) end
-if attempts > tonumber(ARGV[2]) then return 'exhausted' end
-redis.call('SADD', KEYS[3], ARGV[1])
-if ttl > 0 then redis.call('PEXPIRE', KEYS[3], ttl) end
-if status == 'queued' then
-  redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[3])
-end
-return 'run'
-"""
-
-_RECORD = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 'duplicate' end
-if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 'duplicate' end
-redis.call('HINCRBY', KEYS[1], ARGV[3], 1)
-redis.call('HINCRBY', KEYS[1], ARGV[4], ARGV[5])
-local h = redis.call('HMGET', KEYS[1], 'total', 'succeeded', 'failed', 'cancelled', 'status')
-local succeeded, failed = tonumber(h[2]), tonumber(h[3])
-if succeeded + failed + tonumber(h[4]) < tonumber(h[1]) then
-  local ttl = redis.call('PTTL', KEYS[1])
-  if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
-  return 'new'
-end
-local final = 'completed'
-if h[5] == 'cancelling' then final = 'cancelled'
-elseif h[5] == 'expiring' then final = 'expired'
-elseif succeeded == 0 and failed > 0 then final = 'failed' end
-redis.call('HSET', KEYS[1], 'status', final, 'finished_at', ARGV[6])
-redis.call('SREM', KEYS[6], ARGV[8])
-for i = 1, 5 do redis.call('EXPIRE', KEYS[i], ARGV[7]) end
-return 'finished'
-"""
-
-_STOP = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 'gone' end
-local status = redis.call('HGET', KEYS[1], 'status')
-if status == 'completed' or status == 'failed' or status == 'cancelled' or status == 'expired' then
-  return status
-end
-if status ~= 'cancelling' and status ~= 'expiring' then
-  redis.call('HSET', KEYS[1], 'status', ARGV[1], 'stopped_at', ARGV[2])
-end
-return 'ok'
-"""
-
 
 class RedisBatchStore:
     """Jobs and files in Redis; Redis errors become `QueueUnavailable` (503, Retry-After)."""
@@ -100,9 +50,9 @@ class RedisBatchStore:
         self._redis: aioredis.Redis = aioredis.from_url(
             url, socket_connect_timeout=2, socket_timeout=10, health_check_interval=30
         )
-        self._claim = self._redis.register_script(_CLAIM)
-        self._record = self._redis.register_script(_RECORD)
-        self._stop = self._redis.register_script(_STOP)
+        self._claim = self._redis.register_script(scripts.CLAIM)
+        self._record = self._redis.register_script(scripts.RECORD)
+        self._stop = self._redis.register_script(scripts.STOP)
 
     async def create_job(
         self, job: JobRecord, items: Mapping[int, str], failed: Mapping[int, str]
@@ -284,16 +234,18 @@ class RedisBatchStore:
 
     async def purge(self, now: float) -> None:
         """Drop index entries of jobs and files that expired (their keys expire by themselves)."""
+        indexes = [(f"{PREFIX}jobs:{kind.value}", f"{PREFIX}job:") for kind in JobKind]
+        indexes.append((f"{PREFIX}files", f"{PREFIX}file:"))
         async with self._guard():
-            for kind in JobKind:
-                await self.list_jobs(kind, 10_000, None)
-            await self.list_files()
-            active = await self.active_jobs()
-            if active:
-                exists = await self._exists([_JobKeys(i).job for i in active])
-                gone = [i for i, found in zip(active, exists, strict=True) if not found]
+            for index, prefix in indexes:
+                ids = [_str(i) for i in await self._redis.zrange(index, 0, -1)]
+                gone = await self._missing(ids, prefix)
                 if gone:
-                    await self._redis.srem(f"{PREFIX}active", *gone)
+                    await self._redis.zrem(index, *gone)
+            active = await self.active_jobs()
+            gone = await self._missing(active, f"{PREFIX}job:")
+            if gone:
+                await self._redis.srem(f"{PREFIX}active", *gone)
 
     async def check(self) -> None:
         """Raise `QueueUnavailable` unless Redis answers now."""
@@ -310,11 +262,15 @@ class RedisBatchStore:
                 pipe.hgetall(key)
             return [_text(raw) for raw in await pipe.execute()]
 
-    async def _exists(self, keys: list[str]) -> list[bool]:
+    async def _missing(self, ids: list[str], prefix: str) -> list[str]:
+        """The ids whose `prefix + id` key no longer exists."""
+        if not ids:
+            return []
         async with self._redis.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.exists(key)
-            return [bool(found) for found in await pipe.execute()]
+            for found in ids:
+                pipe.exists(prefix + found)
+            exists = await pipe.execute()
+        return [found for found, there in zip(ids, exists, strict=True) if not there]
 
     @asynccontextmanager
     async def _guard(self) -> AsyncIterator[None]:

@@ -24,7 +24,7 @@ from saq.types import Context
 from app.batch.build import batch_redis_url
 from app.batch.items import ItemRunner
 from app.batch.models import STOPPING
-from app.batch.queue import DISPATCH, ITEM, QUEUE_NAME, BatchRedisQueue, item_task
+from app.batch.queue import DISPATCH, ITEM, QUEUE_NAME, BatchRedisQueue, item_task, quiet_saq
 from app.batch.redis_store import RedisBatchStore
 from app.batch.runner import JobRunner
 from app.config import Settings
@@ -48,6 +48,7 @@ async def run_worker(
     if url is None:
         raise LlamaradaError("the worker needs LLAMARADA_REDIS_URL (or LLAMARADA_BATCH__REDIS_URL)")
     batch = settings.batch
+    quiet_saq(settings.log_level)
     metrics = Metrics()
     backend = build_backend(settings, metrics)
     await backend.start()

@@ -112,7 +112,8 @@ async def test_batch_sync_items_share_the_cache_and_metrics(client: httpx.AsyncC
     body = {"prompts": ["cacheable", "cacheable too"]}
     first = (await client.post("/api/batch", json=body)).json()["results"]
     again = (await client.post("/api/batch", json=body)).json()["results"]
-    single = await client.post("/api/generate", json={"prompt": "cacheable", "stream": False})
+    message = {"role": "user", "content": "cacheable"}
+    single = await client.post("/api/chat", json={"messages": [message], "stream": False})
     assert [r["cache"] for r in first] == ["MISS", "MISS"]
     assert [r["cache"] for r in again] == ["HIT", "HIT"]
     assert single.headers["X-Cache"] == "HIT"  # the same entry a single request uses
@@ -140,7 +141,7 @@ async def test_batch_job_runs_in_process(client: httpx.AsyncClient) -> None:
     ]
 
 
-@pytest.mark.parametrize("upload", ["jsonl", "multipart"])
+@pytest.mark.parametrize("upload", ["jsonl", "multipart", "curl"])
 async def test_batch_job_malformed_line_fails_alone(client: httpx.AsyncClient, upload: str) -> None:
     content = (
         b'{"prompt": "uno", "custom_id": "a"}\n'
@@ -149,8 +150,9 @@ async def test_batch_job_malformed_line_fails_alone(client: httpx.AsyncClient, u
         b'{"messages": [{"role": "user", "content": "dos"}], "custom_id": "c"}\n'
         b'{"prompt": "tres", "temperature": 2}\n'
     )
-    if upload == "jsonl":
-        headers = {"Content-Type": "application/x-ndjson"}
+    if upload in ("jsonl", "curl"):
+        kind = "application/x-ndjson" if upload == "jsonl" else "application/x-www-form-urlencoded"
+        headers = {"Content-Type": kind}
         response = await client.post("/api/batch/jobs", content=content, headers=headers)
     else:
         files = {"file": ("in.jsonl", content, "application/octet-stream")}
@@ -196,8 +198,9 @@ async def test_batch_job_over_the_limits_is_413(tmp_path: Path) -> None:
         too_big = await client.post("/api/batch/jobs", content=big, headers=headers)
     for response in (many, many_lines):
         assert response.status_code == 413
-        assert "at most 3" in response.json()["error"]["message"] or "more than 3" in (
-            response.json()["error"]["message"]
+        assert (
+            "at most 3" in response.json()["error"]["message"]
+            or "more than 3" in (response.json()["error"]["message"])
         )
     assert too_big.status_code == 413
     assert too_big.json()["error"]["type"] == "payload_too_large"

@@ -62,9 +62,10 @@ async def test_store_records_an_item_once_however_often_it_is_run(store: BatchSt
     job = await store.get_job("job_1")
     assert job is not None
     assert (job.succeeded, job.done, job.status) == (1, 1, JobStatus.QUEUED)
-    [(outcome, line), missing] = await store.results("job_1", 0, 2)
-    assert outcome == Outcome.SUCCEEDED
-    assert line in {f'{{"run": {n}}}' for n in range(20)}
+    [first, missing] = await store.results("job_1", 0, 2)
+    assert first is not None
+    assert first[0] == Outcome.SUCCEEDED
+    assert first[1] in {f'{{"run": {n}}}' for n in range(20)}
     assert missing is None
 
 

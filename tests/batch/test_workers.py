@@ -30,6 +30,11 @@ async def running_items(redis: aioredis.Redis, pid: int) -> list[str]:
     return keys
 
 
+def index_of(task_key: str) -> str:
+    """The item index in a saq task key `JOB:INDEX`."""
+    return task_key.rsplit(":", 1)[1]
+
+
 async def test_worker_killed_mid_job_loses_no_item(
     redis_settings: Settings, start_workers: StartWorkers, script: Script
 ) -> None:
@@ -44,6 +49,10 @@ async def test_worker_killed_mid_job_loses_no_item(
 
         in_flight = await wait_for(lambda: running_items(redis, doomed.pid), timeout=20)
         doomed.kill()
+        results_key = f"{PREFIX}job:{job_id}:results"
+        # The items it held and had not finished: the ones that must move to the survivor.
+        held = [k for k in in_flight if not await redis.hexists(results_key, index_of(k))]
+        assert held
         job = await finished(client, job_id, timeout=40)
         lines = await result_lines(client, job_id)
 
@@ -58,12 +67,12 @@ async def test_worker_killed_mid_job_loses_no_item(
     # Every item has exactly one result, in input order.
     assert [line["index"] for line in lines] == list(range(24))
     assert all(line["status"] == "succeeded" for line in lines)
-    assert await redis.hlen(f"{PREFIX}job:{job_id}:results") == 24
+    assert await redis.hlen(results_key) == 24
     # The items the killed worker held were started again by the survivor.
     attempts = await redis.hgetall(f"{PREFIX}job:{job_id}:attempts")
-    for key in in_flight:
-        assert int(attempts[key.rsplit(":", 1)[1].encode()]) >= 2
-    asked = Counter(body["prompt"] for body in script.bodies)
+    for key in held:
+        assert int(attempts[index_of(key).encode()]) >= 2
+    asked = Counter(body["messages"][-1]["content"] for body in script.bodies)
     assert set(asked) == set(prompts)  # none lost; the held ones were asked twice
     assert survivor.process.poll() is None
     await redis.aclose()
