@@ -16,7 +16,11 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.core.auth import KeyFormatError, parse_entries
+
 ENV_PREFIX = "LLAMARADA_"
+# Host headers answered by default (DNS rebinding); `llamarada serve --host H` adds H.
+DEFAULT_ALLOWED_HOSTS = ["localhost", "127.0.0.1", "[::1]"]
 
 
 class ConfigError(Exception):
@@ -52,6 +56,23 @@ class LimitSettings(BaseModel):
     max_messages: int = Field(default=256, ge=1)
     max_prompt_chars: int = Field(default=100_000, ge=1)
     max_num_predict: int = Field(default=2048, ge=1)
+
+
+class QuotaSettings(BaseModel):
+    """Each key's budget per minute (0: none); a key's own `rpm=` and `tpm=` override these."""
+
+    rpm: int = Field(default=0, ge=0, description="requests per minute, per key")
+    tpm: int = Field(default=0, ge=0, description="tokens per minute (prompt + answer), per key")
+
+
+class ServerSettings(BaseModel):
+    """What uvicorn holds to under `llamarada serve` (nginx bounds the same in compose)."""
+
+    keep_alive_timeout: int = Field(default=5, ge=1, description="seconds an idle connection lives")
+    max_connections: int = Field(
+        default=1024, ge=16, description="connections and requests at once per process; then 503"
+    )
+    max_header_bytes: int = Field(default=16_384, ge=1024, description="request line + headers")
 
 
 MAX_AGENT_STEPS = 10  # the most tool calls one agent request may ask for
@@ -179,7 +200,18 @@ class Settings(BaseSettings):
     redis_url: SecretStr | None = None
     chroma_url: str | None = None
     data_dir: Path = Path("./data")
-    api_keys: SecretStr | None = None
+    models_dir: Path = Path("models")  # custom models: <models_dir>/<name>/Modelfile
+    api_keys: SecretStr | None = Field(
+        default=None, description="[NAME:]KEY[;admin][;models=A|B][;rpm=N][;tpm=N], comma-separated"
+    )
+    api_keys_file: Path | None = Field(default=None, description="one key entry per line")
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_ALLOWED_HOSTS),
+        description="Host headers answered (others get 400); * allows any",
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="browser origins allowed to call the API; none: CORS off"
+    )
     default_model: str = "smollm2:135m"
     cache_ttl: int = Field(default=3600, ge=0, description="seconds; 0 turns the cache off")
     cache_max_entries: int = Field(default=4096, ge=1, description="in-process cache size")
@@ -190,13 +222,53 @@ class Settings(BaseSettings):
     rag: RagSettings = RagSettings()
     agent: AgentSettings = AgentSettings()
     batch: BatchSettings = BatchSettings()
+    quota: QuotaSettings = QuotaSettings()
+    server: ServerSettings = ServerSettings()
 
-    @field_validator("ollama_urls", mode="before")
+    @property
+    def auth_enabled(self) -> bool:
+        """Whether requests to /api and /v1 need a key."""
+        return self.api_keys is not None or self.api_keys_file is not None
+
+    @field_validator("ollama_urls", "allowed_hosts", "cors_origins", mode="before")
     @classmethod
     def _split_urls(cls, value: object) -> object:
         if isinstance(value, str):
             value = [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _check_keys(cls, keys: SecretStr | None) -> SecretStr | None:
+        if keys is not None:
+            try:
+                parse_entries(keys.get_secret_value(), "LLAMARADA_API_KEYS")
+            except KeyFormatError as exc:
+                raise ValueError(str(exc)) from None
+        return keys
+
+    @field_validator("api_keys_file")
+    @classmethod
+    def _check_keys_file(cls, path: Path | None) -> Path | None:
+        if path is not None:
+            try:
+                parse_entries(path.read_text(encoding="utf-8"), str(path))
+            except (OSError, UnicodeDecodeError, KeyFormatError) as exc:
+                raise ValueError(f"cannot read the keys file: {exc}") from None
+        return path
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _check_hosts(cls, hosts: list[str]) -> list[str]:
+        return [host.lower().strip() for host in hosts]
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            if origin != "*" and not origin.startswith(("http://", "https://")):
+                raise ValueError(f"{origin!r} is not an origin such as https://app.example.com")
+        return [origin.rstrip("/") for origin in origins]
 
     @field_validator("ollama_urls")
     @classmethod

@@ -38,10 +38,13 @@ def build_backend(settings: Settings, metrics: Metrics) -> Backend:
             connect_timeout=settings.ollama_connect_timeout,
             read_timeout=settings.ollama_read_timeout,
         )
+    from app.llm.aliases import AliasedBackend
     from app.llm.embedded import EmbeddedBackend
+    from app.modelfile import load_models
 
     gauge = metrics.queue_waiting.labels(backend="embedded")
-    return EmbeddedBackend(settings.embedded, on_waiting=gauge.set)
+    embedded = EmbeddedBackend(settings.embedded, on_waiting=gauge.set)
+    return AliasedBackend(embedded, load_models(settings.models_dir))
 
 
 def build_cache(settings: Settings) -> ResponseCache | None:

@@ -90,8 +90,8 @@ def redis_server(tmp_path: Path) -> Iterator[RedisProcess]:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    """Default settings with the data dir in a temp folder and no .env file."""
-    return Settings(_env_file=None, data_dir=tmp_path / "data")
+    """Default settings with data and custom models in a temp folder, and no .env file."""
+    return Settings(_env_file=None, data_dir=tmp_path / "data", models_dir=tmp_path / "models")
 
 
 @asynccontextmanager

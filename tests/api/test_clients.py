@@ -56,7 +56,8 @@ def test_ollama_client_generate_embed_list_show_ps(url: str) -> None:
     assert len(embedded.embeddings) == 2
     assert len(embedded.embeddings[0]) > 100
     assert list(legacy.embedding) == pytest.approx(embedded.embeddings[0], rel=1e-4)
-    assert [m.model for m in listed.models] == [MODEL]
+    # The repository's models/asistente Modelfile is built on the embedded model.
+    assert [m.model for m in listed.models] == [MODEL, "asistente:latest"]
     assert shown.details is not None
     assert shown.details.format == "gguf"
     assert shown.capabilities == ["completion"]
@@ -98,7 +99,7 @@ def test_openai_sdk_chat_stream_models_embeddings(url: str, request: pytest.Fixt
     assert text == choice.message.content
     assert chunks[-1].usage is not None
     assert chunks[-1].usage.total_tokens == completion.usage.total_tokens
-    assert [m.id for m in client.models.list()] == [MODEL]
+    assert [m.id for m in client.models.list()] == [MODEL, "asistente:latest"]
     vectors = client.embeddings.create(model=MODEL, input=["a cat", "a dog"])  # base64 on the wire
     assert len(vectors.data) == 2
     assert len(vectors.data[0].embedding) > 100

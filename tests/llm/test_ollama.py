@@ -75,7 +75,8 @@ async def test_ollama_backend_streams_from_a_real_upstream(upstream: str) -> Non
 async def test_ollama_backend_lists_embeds_and_checks_a_real_upstream(upstream: str) -> None:
     backend = OllamaBackend(upstream)
     try:
-        assert [m.name for m in await backend.list_models()] == ["smollm2:135m"]
+        # The upstream serves the repository's models/asistente alias too.
+        assert [m.name for m in await backend.list_models()] == ["smollm2:135m", "asistente:latest"]
         await backend.check()
         generated = [
             chunk
