@@ -6,9 +6,10 @@ import { t } from "./i18n.js";
 
 /**
  * Show the dialog; resolves true when the user confirms. `body` is a list of nodes;
- * `focus` (optional) is the element to focus first, else the confirm button.
+ * `focus` (optional) is the element to focus first, else the confirm button; `dismiss` names
+ * the button that closes it without confirming (else "Cancel").
  */
-export function openDialog({ title, body = [], confirm, danger = false, focus = null }) {
+export function openDialog({ title, body = [], confirm, dismiss = null, danger = false, focus = null }) {
   const dialog = byId("dialog");
   const ok = byId("dialog-ok");
   const previous = document.activeElement;
@@ -17,7 +18,7 @@ export function openDialog({ title, body = [], confirm, danger = false, focus = 
   ok.textContent = confirm;
   ok.classList.toggle("button-danger", danger);
   ok.classList.toggle("button-primary", !danger);
-  byId("dialog-cancel").textContent = t("cancel");
+  byId("dialog-cancel").textContent = dismiss ?? t("cancel");
   dialog.returnValue = "";
   const cancel = () => dialog.close("cancel");
   byId("dialog-cancel").addEventListener("click", cancel);

@@ -43,3 +43,17 @@ export async function copyText(text) {
   area.remove();
   if (!copied) throw new Error("copy refused");
 }
+
+/**
+ * Offer `blob` as a file download named `name`: a link to a blob: URL, clicked. (No data:
+ * URL or inline script: the page's CSP allows neither, and a blob: link needs no exception.)
+ */
+export function saveFile(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const link = h("a", { href: url, download: name, class: "offscreen", tabindex: "-1" });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  // The download has started from the URL by the time this runs; then it can go.
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}

@@ -1,6 +1,7 @@
 // Llamarada in the browser: wires the page's parts together.
 
 import { listModels } from "./api.js";
+import { BatchView } from "./batch.js";
 import { ChatView } from "./chat.js";
 import { openDialog } from "./dialog.js";
 import { byId, h } from "./dom.js";
@@ -44,9 +45,14 @@ function conversationFromHash() {
   return id ? store.get(id) : null;
 }
 
-// ---- views: the chat, and knowledge bases (when the server has them) ----
+// ---- views: the chat, and knowledge bases and batch jobs (when the server has them) ----
 
+const VIEW_TITLES = { kb: "kbView", batch: "batchView" };
 let view = "chat";
+
+function viewTitle() {
+  return VIEW_TITLES[view] ? t(VIEW_TITLES[view]) : chat.conversation?.title || t("untitled");
+}
 
 function showView(name) {
   view = name;
@@ -56,12 +62,13 @@ function showView(name) {
   }
   byId("chat-view").hidden = name !== "chat";
   byId("kb-view").hidden = name !== "kb";
+  byId("batch-view").hidden = name !== "batch";
   byId("chat-controls").hidden = name !== "chat";
-  byId("title").textContent = name === "kb" ? t("kbView") : chat.conversation?.title || t("untitled");
-  if (name === "kb") {
-    history.replaceState(null, "", "#kb");
-    knowledge.show();
-  }
+  byId("title").textContent = viewTitle();
+  if (name === "batch") batch.show(modelSelect.value);
+  else batch.hide();
+  if (name !== "chat") history.replaceState(null, "", `#${name}`);
+  if (name === "kb") knowledge.show();
   closeSidebar();
 }
 
@@ -110,10 +117,11 @@ const knowledge = new KnowledgeView({
   model: () => modelSelect.value,
   onCollectionsChange: () => loadModels(),
 });
+const batch = new BatchView({ announce });
 for (const tab of document.querySelectorAll(".view-tab")) {
   tab.addEventListener("click", () => {
-    if (tab.dataset.view === "kb") showView("kb");
-    else show(chat.conversation);
+    if (tab.dataset.view === "chat") show(chat.conversation);
+    else showView(tab.dataset.view);
   });
 }
 store.addEventListener("error", () => toast(t("storageFull")));
@@ -132,9 +140,11 @@ async function loadModels() {
     names = await listModels();
   } catch (error) {
     modelSelect.replaceChildren(h("option", { value: "" }, t("noModels")));
+    batch.setModels([]);
     toast(t("modelsFailed", { message: error.message }));
     return;
   }
+  batch.setModels(names);
   const plain = names.filter((name) => !name.startsWith(KB_PREFIX));
   const bases = names.filter((name) => name.startsWith(KB_PREFIX));
   const options = plain.map((name) => h("option", { value: name }, name));
@@ -215,10 +225,9 @@ languageSelect.addEventListener("change", () => {
 document.addEventListener("llamarada:language", () => {
   chat.render();
   sidebar.render();
-  if (view === "kb") {
-    byId("title").textContent = t("kbView");
-    knowledge.render();
-  }
+  if (view !== "chat") byId("title").textContent = viewTitle();
+  if (view === "kb") knowledge.render();
+  if (view === "batch") batch.render();
 });
 
 const themeSelect = byId("theme");
@@ -239,7 +248,13 @@ setLanguage(languageSelect.value);
 translate(document);
 const startedAt = location.hash;
 show(conversationFromHash(), { focus: false });
-const [, hasKnowledge] = await Promise.all([loadModels(), knowledge.available()]);
+const [, hasKnowledge, hasBatch] = await Promise.all([
+  loadModels(),
+  knowledge.available(),
+  batch.available(),
+]);
 byId("kb-tab").hidden = !hasKnowledge;
+byId("batch-tab").hidden = !hasBatch;
 if (hasKnowledge && startedAt === "#kb") showView("kb");
+if (hasBatch && startedAt === "#batch") showView("batch");
 document.body.dataset.ready = "true";
