@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 SYSTEM_PACKAGES := redis-server prometheus nginx chromium
 SYSTEM_BINARIES := redis-server promtool nginx chromium
 
-.PHONY: run test lint bench system-deps clean
+.PHONY: run test lint bench load system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ $(VENV)/.bench-deps: pyproject.toml | $(BIN)/python
 
 bench: system-deps $(VENV)/.bench-deps $(LITELLM_VENV)/bin/litellm
 	LITELLM_BIN=$(LITELLM_VENV)/bin $(BIN)/python -m bench
+
+# By hand, not in `make test`: 200 streaming clients through nginx, then a soak with Redis
+# restarted midway (bench/load.py; its figures are in docs/RELIABILITY.md).
+load: system-deps $(VENV)/.test-deps
+	$(BIN)/python -m bench.load
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

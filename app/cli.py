@@ -10,13 +10,46 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-from app.config import ConfigError, load_settings
+from app.config import ConfigError, Settings, load_settings
 from app.core.logging import configure_logging, logging_config
 
 logger = logging.getLogger("app.cli")
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+WILDCARDS = ("0.0.0.0", "::", "")
+
+
+def allowed_hosts(settings: Settings, host: str) -> list[str] | None:
+    """The Host allowlist with the address `serve` binds added, or None to keep the setting's.
+
+    An operator's own LLAMARADA_ALLOWED_HOSTS is kept as it is; a wildcard bind adds nothing
+    (which names reach it is unknown here: the log line says to set the variable).
+    """
+    if "allowed_hosts" in settings.model_fields_set or host in WILDCARDS:
+        return None
+    name = f"[{host}]" if ":" in host else host.lower()
+    return None if name in settings.allowed_hosts else [*settings.allowed_hosts, name]
+
+
+def server_options(settings: Settings, host: str, port: int, workers: int) -> dict[str, Any]:
+    """What uvicorn runs with: time and size bounds on every connection."""
+    server = settings.server
+    return {
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "log_config": logging_config(settings.log_level),
+        "access_log": False,  # the app logs each request itself, without its headers
+        "timeout_graceful_shutdown": 10,
+        "timeout_keep_alive": server.keep_alive_timeout,
+        "limit_concurrency": server.max_connections,
+        "h11_max_incomplete_event_size": server.max_header_bytes,
+        "server_header": False,
+    }
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -29,26 +62,27 @@ def serve(args: argparse.Namespace) -> int:
         print(f"llamarada: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
-    host = args.host or ("0.0.0.0" if settings.api_keys else "127.0.0.1")
-    if settings.api_keys is None and host not in ("127.0.0.1", "localhost", "::1"):
+    host = args.host or ("0.0.0.0" if settings.auth_enabled else "127.0.0.1")
+    if not settings.auth_enabled and host not in LOOPBACK:
         logger.warning(
             "LLAMARADA_API_KEYS is not set and the server listens beyond this machine: "
             "anyone who can reach it can use it",
             extra={"host": host},
         )
+    hosts = allowed_hosts(settings, host)
+    if hosts is not None:  # the workers read their settings from the environment
+        os.environ["LLAMARADA_ALLOWED_HOSTS"] = ",".join(hosts)
+    elif host in WILDCARDS and "*" not in settings.allowed_hosts:
+        logger.warning(
+            "only these Host headers are answered; set LLAMARADA_ALLOWED_HOSTS to the names "
+            "clients use to reach this server",
+            extra={"allowed_hosts": settings.allowed_hosts},
+        )
     if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each worker writes its metrics here and /metrics adds them up.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="llamarada-metrics-")
-    uvicorn.run(
-        "app.main:app_from_env",
-        factory=True,
-        host=host,
-        port=args.port,
-        workers=args.workers,
-        log_config=logging_config(settings.log_level),
-        access_log=False,
-        timeout_graceful_shutdown=10,
-    )
+    options = server_options(settings, host, args.port, args.workers)
+    uvicorn.run("app.main:app_from_env", factory=True, **options)
     return 0
 
 

@@ -151,6 +151,9 @@ class BatchSettings(BaseModel):
     max_upload_bytes: int = Field(
         default=104_857_600, ge=1024, description="one job or /v1/files upload"
     )
+    max_queued_items: int = Field(
+        default=200_000, ge=1, description="items waiting in the API process (no Redis); then 503"
+    )
     concurrency: int = Field(default=4, ge=1, description="items at once, POST /api/batch")
     max_concurrency: int = Field(default=32, ge=1, description="the most a request may ask")
     retention: int = Field(default=604_800, ge=1, description="seconds results are kept")

@@ -8,17 +8,21 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from app import __version__
 from app.agent.service import build_agent
 from app.api import agent, batch, health, ollama, openai, openai_batch, rag
-from app.api.errors import install_error_handlers
+from app.api.access import AccessMiddleware, HostCheckMiddleware
+from app.api.errors import ERROR_RESPONSES, install_error_handlers
 from app.api.frontend import mount_frontend
 from app.api.middleware import BodyLimitMiddleware, JsonBodyMiddleware, RequestContextMiddleware
 from app.batch.build import build_batch
 from app.config import Settings, load_settings
+from app.core.auth import build_key_ring
 from app.core.cache import MemoryCache, RedisCache, ResponseCache
 from app.core.metrics import Metrics, mark_worker_dead
+from app.core.quota import Quotas
 from app.llm.base import Backend
 from app.llm.completions import CompletionService
 from app.rag.build import build_rag
@@ -60,6 +64,10 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
     """Build the app; a `backend` handed in (started, and closed by the caller) replaces the
     configured one."""
     metrics = Metrics()
+    keys = build_key_ring(
+        settings.api_keys.get_secret_value() if settings.api_keys else None,
+        settings.api_keys_file,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -71,6 +79,8 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
         if settings.llm_backend == "embedded" and owned:
             metrics.backend_up.labels(backend=model_backend.name).set(1)
         app.state.cache = cache
+        redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+        app.state.quotas = Quotas(settings.quota, redis_url)
         app.state.completions = CompletionService(
             model_backend, cache, metrics, settings.limits, settings.default_model
         )
@@ -86,11 +96,14 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
                 "backend": model_backend.name,
                 "cache": cache.name if cache else "off",
                 "version": __version__,
+                "auth": "api keys" if keys else "off",
+                "allowed_hosts": settings.allowed_hosts,
             },
         )
         try:
             yield
         finally:
+            await app.state.quotas.aclose()
             await http.aclose()
             await app.state.rag.aclose()
             await app.state.batch.aclose()
@@ -105,6 +118,7 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
         version=__version__,
         description="Self-hosted LLM gateway speaking the Ollama and OpenAI APIs.",
         lifespan=lifespan,
+        responses=ERROR_RESPONSES,
     )
     app.state.settings = settings
     app.state.metrics = metrics
@@ -119,7 +133,18 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
             openai_batch.FILES_PREFIX: settings.batch.max_upload_bytes,
         },
     )
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(AccessMiddleware, keys=keys)
+    if settings.cors_origins:  # outside the keys: a browser's preflight carries none
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "X-Cache", "Retry-After"],
+            max_age=600,
+        )
+    app.add_middleware(HostCheckMiddleware, allowed=settings.allowed_hosts)
+    app.add_middleware(RequestContextMiddleware)  # outermost: every answer has an id and a log
     app.include_router(health.router)
     app.include_router(ollama.router)
     app.include_router(openai.router)

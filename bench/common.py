@@ -54,6 +54,15 @@ def process(
     args: list[str], port: int, ready_path: str, env: dict[str, str] | None = None
 ) -> Iterator[str]:
     """A server in its own process, as clients meet it; yields its URL once `ready_path` is 200."""
+    with spawned(args, port, ready_path, env) as (url, _):
+        yield url
+
+
+@contextmanager
+def spawned(
+    args: list[str], port: int, ready_path: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`process`, yielding the child too (its pid, for the memory it holds)."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("LLAMARADA_")}
     environment.update(env or {})
     child = subprocess.Popen(args, env=environment, stdout=subprocess.DEVNULL)
@@ -70,7 +79,7 @@ def process(
             time.sleep(0.1)
         else:
             raise SystemExit(f"{args} did not become ready")
-        yield url
+        yield url, child
     finally:
         child.terminate()
         child.wait()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from app.config import RagSettings
+from app.core.auth import ANONYMOUS
 from app.core.metrics import Metrics
 from app.rag.embeddings import MiniLMEmbedder
 from app.rag.ingest import Upload
@@ -41,9 +42,9 @@ async def throughput(embedder: MiniLMEmbedder) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as folder:
         store = ChromaStore.persistent(Path(folder) / "chroma")
         knowledge = KnowledgeBase(store, embedder, RagSettings(max_files=1000), Metrics())
-        await knowledge.create_collection(CollectionCreate(name="bench"))
+        await knowledge.create_collection(CollectionCreate(name="bench"), caller=ANONYMOUS)
         started = time.perf_counter()
-        batch = await knowledge.prepare_upload("bench", uploads)
+        batch = await knowledge.prepare_upload("bench", uploads, caller=ANONYMOUS)
         result = await knowledge.index(batch)
         pipeline_s = time.perf_counter() - started
         chunks = sum(d.chunks for d in result.documents)
@@ -67,8 +68,10 @@ async def quality(embedder: MiniLMEmbedder) -> dict[str, dict[str, float]]:
     with tempfile.TemporaryDirectory() as folder:
         store = ChromaStore.persistent(Path(folder) / "chroma")
         knowledge = KnowledgeBase(store, embedder, RagSettings(), Metrics())
-        await knowledge.create_collection(CollectionCreate(name="corpus"))
-        await knowledge.index(await knowledge.prepare_upload("corpus", corpus_uploads()))
+        await knowledge.create_collection(CollectionCreate(name="corpus"), caller=ANONYMOUS)
+        await knowledge.index(
+            await knowledge.prepare_upload("corpus", corpus_uploads(), caller=ANONYMOUS)
+        )
         rows = await store.get("corpus", texts=True)
         lexical_index = LexicalIndex([row.text for row in rows])
         table: dict[str, dict[str, float]] = {}
@@ -80,7 +83,9 @@ async def quality(embedder: MiniLMEmbedder) -> dict[str, dict[str, float]]:
                     vector = await embedder.embed_query(item.question)
                     dense = await store.query("corpus", vector, k)
                     lexical = lexical_index.search(item.question, k)
-                    hybrid = await knowledge.retrieve("corpus", item.question, k=k)
+                    hybrid = await knowledge.retrieve(
+                        "corpus", item.question, k=k, caller=ANONYMOUS
+                    )
                     found["dense"] += _has(item, [str(r.metadata["source"]) for r in dense])
                     found["lexical"] += _has(
                         item, [str(rows[h.position].metadata["source"]) for h in lexical]

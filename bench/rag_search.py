@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from app.config import RagSettings
+from app.core.auth import ANONYMOUS
 from app.core.metrics import Metrics
 from app.rag.embeddings import MiniLMEmbedder
 from app.rag.lexical import LexicalIndex, terms
@@ -65,7 +66,7 @@ async def measure(n: int, rng: np.random.Generator, embedder: MiniLMEmbedder) ->
     with tempfile.TemporaryDirectory() as folder:
         store = ChromaStore.persistent(Path(folder) / "chroma")
         knowledge = KnowledgeBase(store, embedder, RagSettings(), Metrics())
-        await knowledge.create_collection(CollectionCreate(name="bench"))
+        await knowledge.create_collection(CollectionCreate(name="bench"), caller=ANONYMOUS)
         metadatas: list[dict[str, str | int | float | bool]] = [
             {"document_id": f"d{i // 10}", "source": f"doc{i // 10}.txt", "chunk_index": i % 10}
             for i in range(n)
@@ -77,7 +78,7 @@ async def measure(n: int, rng: np.random.Generator, embedder: MiniLMEmbedder) ->
 
         queries = [" ".join(rng.choice(texts[int(rng.integers(n))].split(), 4)) for _ in range(5)]
         started = time.perf_counter()
-        await knowledge.retrieve("bench", queries[0])  # builds the lexical index
+        await knowledge.retrieve("bench", queries[0], caller=ANONYMOUS)  # builds the lexical index
         index_s = time.perf_counter() - started
         asked = [
             " ".join(rng.choice(texts[int(i)].split(), 4)) for i in rng.integers(n, size=QUERIES)
@@ -85,7 +86,7 @@ async def measure(n: int, rng: np.random.Generator, embedder: MiniLMEmbedder) ->
         latencies = []
         for query in asked:
             started = time.perf_counter()
-            await knowledge.retrieve("bench", query, k=3)
+            await knowledge.retrieve("bench", query, k=3, caller=ANONYMOUS)
             latencies.append(time.perf_counter() - started)
 
         probes = vectors[rng.integers(n, size=QUERIES)] + 0.05 * rng.normal(

@@ -100,7 +100,7 @@ async def app_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with (
         LifespanManager(app) as manager,
         httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://test"
+            transport=httpx.ASGITransport(app=manager.app), base_url="http://localhost"
         ) as client,
     ):
         yield client

@@ -31,6 +31,7 @@ from app.agent.calling import NativeToolCalling, ReactToolCalling, ToolCalling, 
 from app.agent.steps import Step, StepRunner, short_name
 from app.agent.tools.base import Tool
 from app.config import AgentSettings
+from app.core.auth import ANONYMOUS, Principal
 from app.core.errors import InvalidRequest, LlamaradaError
 from app.core.metrics import Metrics
 from app.llm.base import ChatRequest, Message, Options
@@ -45,12 +46,14 @@ NO_ANSWER = "The model gave no answer."
 
 @dataclass(frozen=True)
 class AgentTask:
-    """One question for the agent; `tools` None enables every tool."""
+    """One question for the agent; `tools` None enables every tool; `caller` is who asks
+    (its key's models, and its own knowledge bases)."""
 
     input: str
     model: str = ""
     tools: Sequence[str] | None = None
     max_steps: int | None = None
+    caller: Principal = ANONYMOUS
 
 
 @dataclass
@@ -141,8 +144,8 @@ class AgentService:
         self, task: AgentTask, policy: CachePolicy | None = None
     ) -> AsyncGenerator[AgentEvent, None]:
         """Each step as it ends, then the result; errors before the first step are raised."""
-        tools = self.select_tools(task.tools)
-        model = await self._completions.resolve_model(task.model)
+        tools = [tool.bound(task.caller) for tool in self.select_tools(task.tools)]
+        model = await self._completions.resolve_model(task.model, caller=task.caller)
         kind = ReactToolCalling if model in self._react_models else NativeToolCalling
         calling = kind(tools)
         run = _Run(

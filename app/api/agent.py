@@ -12,7 +12,8 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.agent.loop import AgentEvent, AgentResult, AgentTask
-from app.api.deps import AgentDep, CachePolicyDep
+from app.api.deps import AgentDep, CachePolicyDep, PrincipalDep
+from app.api.errors import streamed
 from app.config import MAX_AGENT_STEPS
 from app.core.errors import LlamaradaError
 
@@ -26,7 +27,7 @@ ToolName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 class AgentRequest(BaseModel):
     """A question for the agent; `tools` names the tools it may use (default: all)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     input: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
     model: str = Field(default="", max_length=256)
@@ -35,10 +36,14 @@ class AgentRequest(BaseModel):
     stream: bool = False
 
 
-@router.post("/api/agent", response_model=None)
-async def run_agent(body: AgentRequest, agent: AgentDep, policy: CachePolicyDep) -> Response:
+@router.post(
+    "/api/agent", response_model=None, responses=streamed(NDJSON, "steps, then the answer")
+)
+async def run_agent(
+    body: AgentRequest, agent: AgentDep, policy: CachePolicyDep, caller: PrincipalDep
+) -> Response:
     """Answer a question with tools: the output and every step (NDJSON when `stream`)."""
-    task = AgentTask(body.input, body.model, body.tools, body.max_steps)
+    task = AgentTask(body.input, body.model, body.tools, body.max_steps, caller)
     if not body.stream:
         return JSONResponse((await agent.run(task, policy)).to_json())
     events = agent.stream(task, policy)

@@ -11,9 +11,12 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
+from app.api.deps import PrincipalDep
+from app.api.errors import streamed
 from app.batch.build import Batch
 from app.batch.inputs import ParsedInput, from_json_list, from_jsonl
 from app.batch.models import BatchRequest, JobKind, JobRecord, JobStatus
+from app.core.auth import Principal
 from app.core.errors import InvalidRequest
 
 router = APIRouter(prefix="/api/batch", tags=["batch"])
@@ -58,28 +61,30 @@ BatchDep = Annotated[Batch, Depends(get_batch)]
 
 
 @router.post("")
-async def run_batch(body: BatchRequest, batch: BatchDep) -> dict[str, Any]:
+async def run_batch(body: BatchRequest, batch: BatchDep, caller: PrincipalDep) -> dict[str, Any]:
     """Answer a small batch now: results in input order, each with its status or error."""
-    return {"results": await batch.jobs.run_sync(body)}
+    return {"results": await batch.jobs.run_sync(body, caller=caller)}
 
 
 @router.post("/jobs", status_code=202, openapi_extra=_JOB_BODY)
 async def submit_job(
     request: Request,
     batch: BatchDep,
+    caller: PrincipalDep,
     model: Annotated[str, Query(max_length=256, description="for lines naming none")] = "",
 ) -> JSONResponse:
     """Queue a batch as a job: POST /api/batch's body, a JSON array, or JSONL (a line per item)."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     limit = batch.jobs.settings.max_job_items
+    meta = {"model": model or None}
     if kind == "multipart/form-data":
         parsed = from_jsonl(await _uploaded(request), model=model, max_items=limit)
-        job = await batch.jobs.submit(parsed, JobKind.NATIVE, {"model": model or None})
+        job = await batch.jobs.submit(parsed, JobKind.NATIVE, meta, caller=caller)
     elif kind in JSONL_TYPES:
         parsed = from_jsonl(await request.body(), model=model, max_items=limit)
-        job = await batch.jobs.submit(parsed, JobKind.NATIVE, {"model": model or None})
+        job = await batch.jobs.submit(parsed, JobKind.NATIVE, meta, caller=caller)
     else:
-        job = await _submit_json(await request.body(), batch, model)
+        job = await _submit_json(await request.body(), batch, model, caller)
     headers = {"Location": f"{JOBS_PREFIX}/{job.id}"}
     return JSONResponse(_job(job, batch), status_code=202, headers=headers)
 
@@ -87,35 +92,41 @@ async def submit_job(
 @router.get("/jobs")
 async def list_jobs(
     batch: BatchDep,
+    caller: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 20,
     after: str | None = None,
 ) -> dict[str, Any]:
-    """Jobs, newest first."""
-    jobs = await batch.jobs.list(JobKind.NATIVE, limit + 1, after)
+    """The caller's jobs, newest first."""
+    jobs = await batch.jobs.list(JobKind.NATIVE, limit + 1, after, caller=caller)
     return {"jobs": [_job(job, batch) for job in jobs[:limit]], "has_more": len(jobs) > limit}
 
 
 @router.get("/jobs/{job_id}")
-async def get_job(job_id: str, batch: BatchDep) -> dict[str, Any]:
+async def get_job(job_id: str, batch: BatchDep, caller: PrincipalDep) -> dict[str, Any]:
     """A job's status, counts and progress."""
-    return _job(await batch.jobs.get(job_id), batch)
+    return _job(await batch.jobs.get(job_id, caller=caller), batch)
 
 
-@router.get("/jobs/{job_id}/results", response_model=None)
-async def job_results(job_id: str, batch: BatchDep) -> StreamingResponse:
+@router.get(
+    "/jobs/{job_id}/results",
+    response_model=None,
+    responses=streamed(NDJSON, "one result per line, in input order"),
+)
+async def job_results(job_id: str, batch: BatchDep, caller: PrincipalDep) -> StreamingResponse:
     """The job's results so far as JSONL, in input order, one line per finished item."""
-    lines = await batch.jobs.results(job_id)
+    lines = await batch.jobs.results(job_id, caller=caller)
     return StreamingResponse(lines, media_type=NDJSON)
 
 
 @router.delete("/jobs/{job_id}")
-async def cancel_job(job_id: str, batch: BatchDep) -> dict[str, Any]:
+async def cancel_job(job_id: str, batch: BatchDep, caller: PrincipalDep) -> dict[str, Any]:
     """Cancel a job: items not started are dropped, running ones finish; 409 once it ended."""
-    return _job(await batch.jobs.cancel(job_id), batch)
+    return _job(await batch.jobs.cancel(job_id, caller=caller), batch)
 
 
-async def _submit_json(data: bytes, batch: BatchDep, model: str) -> JobRecord:
+async def _submit_json(data: bytes, batch: BatchDep, model: str, caller: Principal) -> JobRecord:
     limit = batch.jobs.settings.max_job_items
+    meta = {"model": model or None}
     parsed: ParsedInput
     try:
         value = json.loads(data)
@@ -124,17 +135,17 @@ async def _submit_json(data: bytes, batch: BatchDep, model: str) -> JobRecord:
             raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
         # JSONL sent without its content type (`curl --data-binary @file.jsonl`).
         parsed = from_jsonl(data, model=model, max_items=limit)
-        return await batch.jobs.submit(parsed, JobKind.NATIVE, {"model": model or None})
+        return await batch.jobs.submit(parsed, JobKind.NATIVE, meta, caller=caller)
     if isinstance(value, list):
         parsed = from_json_list(value, model=model, max_items=limit)
-        return await batch.jobs.submit(parsed, JobKind.NATIVE, {"model": model or None})
+        return await batch.jobs.submit(parsed, JobKind.NATIVE, meta, caller=caller)
     try:
         body = BatchRequest.model_validate(value)
     except ValidationError as exc:
         problem = exc.errors()[0]
         where = ".".join(str(part) for part in problem["loc"]) or None
         raise InvalidRequest(problem["msg"], field=where) from None
-    return await batch.jobs.submit_request(body)
+    return await batch.jobs.submit_request(body, caller=caller)
 
 
 async def _uploaded(request: Request) -> bytes:

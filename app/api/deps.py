@@ -8,7 +8,9 @@ from fastapi import Depends, Request
 
 from app.agent.loop import AgentService
 from app.config import Settings
+from app.core.auth import ANONYMOUS, Principal
 from app.core.cache import ResponseCache
+from app.core.errors import Unauthorized
 from app.core.metrics import Metrics
 from app.llm.completions import CachePolicy, CompletionService
 from app.rag.build import Rag
@@ -50,6 +52,16 @@ def get_cache(request: Request) -> ResponseCache | None:
     return cache
 
 
+def get_principal(request: Request) -> Principal:
+    """The caller AccessMiddleware found (anonymous, who sees everything, without keys)."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is not None:
+        return principal
+    if get_settings(request).auth_enabled:  # a route outside /api and /v1: fail closed
+        raise Unauthorized("an API key is needed")
+    return ANONYMOUS
+
+
 def get_cache_policy(request: Request) -> CachePolicy:
     """What the request's `Cache-Control` header allows."""
     return CachePolicy.from_header(request.headers.get("cache-control"))
@@ -62,3 +74,4 @@ AgentDep = Annotated[AgentService, Depends(get_agent)]
 RagDep = Annotated[Rag, Depends(get_rag)]
 CacheDep = Annotated[ResponseCache | None, Depends(get_cache)]
 CachePolicyDep = Annotated[CachePolicy, Depends(get_cache_policy)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]

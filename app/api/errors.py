@@ -11,11 +11,54 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from app.core.errors import InvalidRequest, LlamaradaError, ModelNotFound
 
 logger = logging.getLogger(__name__)
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong; `param` and `code` only on `/v1` (OpenAI's shape)."""
+
+    type: str
+    message: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every error's body."""
+
+    error: ErrorDetail
+
+
+_STATUSES = {
+    400: "Bad request: invalid JSON, a Host header this server does not answer for",
+    401: "No API key, or one that is not valid",
+    403: "The key may not do this (a model outside its scope, model management)",
+    404: "Not found, or not the caller's",
+    409: "Conflicts with the object's state",
+    413: "Body over the size limit",
+    415: "An uploaded file of a type that cannot be read",
+    422: "A field is missing or invalid; the message names it",
+    429: "The key's quota is used up (Retry-After)",
+    502: "The model server answered with an error",
+    503: "A dependency is down or every queue is full (Retry-After)",
+}
+
+
+def streamed(media_type: str, what: str) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` entry of a route that can stream `media_type` instead of JSON."""
+    content = {media_type: {"schema": {"type": "string", "description": what}}}
+    return {200: {"content": content, "description": "JSON, or the stream when asked"}}
+
+
+# Documented on every route, so the OpenAPI schema says what clients really get.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": text} for status, text in _STATUSES.items()
+}
 
 
 def error_response(

@@ -1,4 +1,8 @@
-"""ASGI middleware: request ids and access logs, and the request body size limit."""
+"""ASGI middleware: request ids and access logs, and the request body size limit.
+
+The access log line holds the method, path (never the query string), status, duration, cache
+result and the caller's key name: no header, so no key, ever reaches the logs.
+"""
 
 from __future__ import annotations
 
@@ -42,6 +46,8 @@ class RequestContextMiddleware:
                 status = message["status"]
                 headers = MutableHeaders(scope=message)
                 headers["X-Request-ID"] = request_id
+                # No browser may read an API answer as HTML, whatever text it holds.
+                headers.setdefault("X-Content-Type-Options", "nosniff")
                 cache = headers.get("x-cache")
             await send(message)
 
@@ -56,9 +62,16 @@ class RequestContextMiddleware:
                     "status": status,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 1),
                     "cache": cache,
+                    "key": _caller_name(scope),
                 },
             )
             request_id_var.reset(token)
+
+
+def _caller_name(scope: Scope) -> str | None:
+    """The name of the key that made the request (never the key), once AccessMiddleware ran."""
+    principal = scope.get("state", {}).get("principal")
+    return getattr(principal, "name", None)
 
 
 class JsonBodyMiddleware:

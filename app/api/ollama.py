@@ -14,7 +14,8 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
 from app import __version__
-from app.api.deps import CachePolicyDep, CompletionsDep, RagDep
+from app.api.deps import CachePolicyDep, CompletionsDep, PrincipalDep, RagDep, get_principal
+from app.api.errors import streamed
 from app.core.errors import Forbidden, LlamaradaError
 from app.llm.base import ChatRequest, Chunk, EmbedRequest, GenerateRequest, Options
 from app.llm.completions import Reply
@@ -36,31 +37,37 @@ _STATS = (
 Shape = Callable[[str, Chunk], dict[str, Any]]
 
 
-@router.post("/api/chat", response_model=None)
+@router.post("/api/chat", response_model=None, responses=streamed(NDJSON, "chunks, one per line"))
 async def chat(
-    body: ChatRequest, completions: CompletionsDep, policy: CachePolicyDep, rag: RagDep
+    body: ChatRequest,
+    completions: CompletionsDep,
+    policy: CachePolicyDep,
+    rag: RagDep,
+    caller: PrincipalDep,
 ) -> Response:
     """Chat with a model (`kb:<collection>` answers from a knowledge base); NDJSON if `stream`."""
     if is_kb_model(body.model):
-        reply: Reply = await rag.answers.rag_chat(body, policy)
+        reply: Reply = await rag.answers.rag_chat(body, policy, caller=caller)
     else:
-        reply = await completions.chat(body, policy)
+        reply = await completions.chat(body, policy, caller=caller)
     return await _respond(reply, body.stream, _chat_line)
 
 
-@router.post("/api/generate", response_model=None)
+@router.post(
+    "/api/generate", response_model=None, responses=streamed(NDJSON, "chunks, one per line")
+)
 async def generate(
-    body: GenerateRequest, completions: CompletionsDep, policy: CachePolicyDep
+    body: GenerateRequest, completions: CompletionsDep, policy: CachePolicyDep, caller: PrincipalDep
 ) -> Response:
     """Complete a prompt; streams NDJSON unless `stream` is false."""
-    reply = await completions.generate(body, policy)
+    reply = await completions.generate(body, policy, caller=caller)
     return await _respond(reply, body.stream, _generate_line)
 
 
 @router.get("/api/tags")
-async def tags(completions: CompletionsDep, rag: RagDep) -> dict[str, Any]:
+async def tags(completions: CompletionsDep, rag: RagDep, caller: PrincipalDep) -> dict[str, Any]:
     """The models served, knowledge bases included as `kb:<collection>`, in Ollama's shape."""
-    models = [*await completions.list_models(), *await rag.answers.list_kb_models()]
+    models = [*await completions.list_models(), *await rag.answers.list_kb_models(caller=caller)]
     return {
         "models": [
             {
@@ -72,15 +79,18 @@ async def tags(completions: CompletionsDep, rag: RagDep) -> dict[str, Any]:
                 "details": info.details,
             }
             for info in models
+            if caller.may_use(info.name)
         ]
     }
 
 
 @router.post("/api/embed")
-async def embed(body: EmbedRequest, completions: CompletionsDep) -> dict[str, Any]:
+async def embed(
+    body: EmbedRequest, completions: CompletionsDep, caller: PrincipalDep
+) -> dict[str, Any]:
     """Embed one text or several."""
     started = time.perf_counter_ns()
-    result = await completions.embed(body.model, body.texts, truncate=body.truncate)
+    result = await completions.embed(body.model, body.texts, truncate=body.truncate, caller=caller)
     vectors = result.vectors
     if body.dimensions:
         vectors = [vector[: body.dimensions] for vector in vectors]
@@ -96,7 +106,7 @@ async def embed(body: EmbedRequest, completions: CompletionsDep) -> dict[str, An
 class LegacyEmbeddingsRequest(BaseModel):
     """The deprecated `/api/embeddings` request: one prompt."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     model: str = ""
     prompt: str
@@ -106,17 +116,17 @@ class LegacyEmbeddingsRequest(BaseModel):
 
 @router.post("/api/embeddings")
 async def embeddings(
-    body: LegacyEmbeddingsRequest, completions: CompletionsDep
+    body: LegacyEmbeddingsRequest, completions: CompletionsDep, caller: PrincipalDep
 ) -> dict[str, list[float]]:
     """Embed one prompt (Ollama's older route)."""
-    result = await completions.embed(body.model, [body.prompt])
+    result = await completions.embed(body.model, [body.prompt], caller=caller)
     return {"embedding": result.vectors[0]}
 
 
 class ShowRequest(BaseModel):
     """`/api/show`: the model by `model` (or the older `name`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     model: str = ""
     name: str = ""
@@ -124,19 +134,27 @@ class ShowRequest(BaseModel):
 
 
 @router.post("/api/show")
-async def show(body: ShowRequest, completions: CompletionsDep) -> dict[str, Any]:
+async def show(
+    body: ShowRequest, completions: CompletionsDep, caller: PrincipalDep
+) -> dict[str, Any]:
     """A model's details, template and parameters."""
-    return await completions.show(body.model or body.name)
+    return await completions.show(body.model or body.name, caller=caller)
 
 
 @router.get("/api/ps")
-async def running(completions: CompletionsDep) -> dict[str, Any]:
+async def running(completions: CompletionsDep, caller: PrincipalDep) -> dict[str, Any]:
     """The models loaded now."""
-    return {"models": await completions.backend.running()}
+    loaded = await completions.backend.running()
+    return {"models": [m for m in loaded if caller.may_use(str(m.get("name", "")))]}
 
 
 async def model_management(request: Request) -> Response:
     """Ollama's model-management routes are not proxied: nobody pulls or deletes through here."""
+    # Not even with an admin key: pulls and pushes are long transfers to and from registries, a
+    # pool of servers has no one place to create or delete a model, and operators manage models
+    # beside the gateway (start.sh, `llamarada models create`), Ollama's port kept private.
+    if not get_principal(request).admin:
+        raise Forbidden(f"{request.url.path} is model management: it needs an admin key")
     raise Forbidden(f"{request.url.path} is model management, which this gateway does not proxy")
 
 

@@ -14,7 +14,8 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from app.api.deps import CachePolicyDep, CompletionsDep, RagDep
+from app.api.deps import CachePolicyDep, CompletionsDep, PrincipalDep, RagDep
+from app.api.errors import streamed
 from app.api.ollama import merge_chunks
 from app.api.openai_schema import ChatCompletionRequest, EmbeddingRequest
 from app.core.errors import LlamaradaError, NotFound
@@ -28,16 +29,24 @@ logger = logging.getLogger(__name__)
 OWNER = "llamarada"
 
 
-@router.post("/chat/completions", response_model=None)
+@router.post(
+    "/chat/completions",
+    response_model=None,
+    responses=streamed("text/event-stream", "chat.completion.chunk events, then [DONE]"),
+)
 async def chat_completions(
-    body: ChatCompletionRequest, completions: CompletionsDep, policy: CachePolicyDep, rag: RagDep
+    body: ChatCompletionRequest,
+    completions: CompletionsDep,
+    policy: CachePolicyDep,
+    rag: RagDep,
+    caller: PrincipalDep,
 ) -> Response:
     """Chat with a model (`kb:<collection>`: a cited answer); Server-Sent Events when `stream`."""
     request = body.to_chat_request()
     if is_kb_model(request.model):
-        reply: Reply = await rag.answers.rag_chat(request, policy)
+        reply: Reply = await rag.answers.rag_chat(request, policy, caller=caller)
     else:
-        reply = await completions.chat(request, policy)
+        reply = await completions.chat(request, policy, caller=caller)
     headers = {"X-Cache": reply.cache.value}
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     if body.stream:
@@ -76,9 +85,11 @@ def completion_object(model: str, merged: Chunk, completion_id: str) -> dict[str
 
 
 @router.post("/embeddings")
-async def embeddings(body: EmbeddingRequest, completions: CompletionsDep) -> dict[str, Any]:
+async def embeddings(
+    body: EmbeddingRequest, completions: CompletionsDep, caller: PrincipalDep
+) -> dict[str, Any]:
     """Embed one text or several; floats or base64 of little-endian float32, as OpenAI sends."""
-    result = await completions.embed(body.model, body.texts)
+    result = await completions.embed(body.model, body.texts, caller=caller)
     data = []
     for index, vector in enumerate(result.vectors):
         values = vector[: body.dimensions] if body.dimensions else vector
@@ -96,20 +107,26 @@ async def embeddings(body: EmbeddingRequest, completions: CompletionsDep) -> dic
 
 
 @router.get("/models")
-async def models(completions: CompletionsDep, rag: RagDep) -> dict[str, Any]:
+async def models(completions: CompletionsDep, rag: RagDep, caller: PrincipalDep) -> dict[str, Any]:
     """The models served, knowledge bases included as `kb:<collection>`."""
-    served = [*await completions.list_models(), *await rag.answers.list_kb_models()]
-    return {"object": "list", "data": [_model(info.name) for info in served]}
+    names = await _names(completions, rag, caller)
+    return {"object": "list", "data": [_model(name) for name in names]}
 
 
 @router.get("/models/{model:path}")
-async def model(model: str, completions: CompletionsDep, rag: RagDep) -> dict[str, Any]:
+async def model(
+    model: str, completions: CompletionsDep, rag: RagDep, caller: PrincipalDep
+) -> dict[str, Any]:
     """One model."""
-    served = [*await completions.list_models(), *await rag.answers.list_kb_models()]
-    names = [info.name for info in served]
-    if model not in names:
+    if model not in await _names(completions, rag, caller):
         raise NotFound(f"model {model!r} not found")
     return _model(model)
+
+
+async def _names(completions: CompletionsDep, rag: RagDep, caller: PrincipalDep) -> list[str]:
+    """The models this caller may use, its knowledge bases included."""
+    served = [*await completions.list_models(), *await rag.answers.list_kb_models(caller=caller)]
+    return [info.name for info in served if caller.may_use(info.name)]
 
 
 def _sources(reply: Reply) -> dict[str, Any]:

@@ -12,11 +12,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.errors import InvalidRequest
-from app.llm.base import ChatRequest, Message, Options
+from app.llm.base import ChatRequest, JsonFormat, Message, Options
 
 
 class TextPart(BaseModel):
     """A text part of a message's content."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     type: Literal["text"]
     text: str
@@ -25,12 +27,16 @@ class TextPart(BaseModel):
 class ImageURL(BaseModel):
     """An image, as a data URL: the gateway fetches nothing from the network for a client."""
 
+    model_config = ConfigDict(extra="forbid", strict=True)
+
     url: str
     detail: str | None = None
 
 
 class ImagePart(BaseModel):
     """An image part of a message's content."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     type: Literal["image_url"]
     image_url: ImageURL
@@ -39,13 +45,18 @@ class ImagePart(BaseModel):
 class FunctionCall(BaseModel):
     """A function call as OpenAI writes it: arguments are a JSON string."""
 
+    model_config = ConfigDict(extra="forbid", strict=True)
+
     name: str
     arguments: str = "{}"
 
 
 class ToolCall(BaseModel):
-    """A tool call in an assistant message."""
+    """A tool call in an assistant message (`index` as streamed deltas carry it)."""
 
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    index: int | None = None
     id: str = ""
     type: Literal["function"] = "function"
     function: FunctionCall
@@ -54,7 +65,7 @@ class ToolCall(BaseModel):
 class ChatMessage(BaseModel):
     """One message of an OpenAI chat."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart | ImagePart] | None = None
@@ -67,6 +78,8 @@ class ChatMessage(BaseModel):
 class JsonSchemaFormat(BaseModel):
     """`response_format.json_schema`."""
 
+    model_config = ConfigDict(extra="forbid", strict=True)
+
     name: str = "response"
     schema_: dict[str, Any] = Field(default_factory=dict, alias="schema")
     strict: bool | None = None
@@ -76,6 +89,8 @@ class JsonSchemaFormat(BaseModel):
 class ResponseFormat(BaseModel):
     """`response_format`: text, any JSON object, or JSON matching a schema."""
 
+    model_config = ConfigDict(extra="forbid", strict=True)
+
     type: Literal["text", "json_object", "json_schema"]
     json_schema: JsonSchemaFormat | None = None
 
@@ -83,13 +98,16 @@ class ResponseFormat(BaseModel):
 class StreamOptions(BaseModel):
     """`stream_options`."""
 
+    model_config = ConfigDict(extra="forbid", strict=True)
+
     include_usage: bool = False
+    include_obfuscation: bool | None = None  # accepted, nothing to obfuscate
 
 
 class ChatCompletionRequest(BaseModel):
     """`POST /v1/chat/completions`; parameters the gateway cannot honour are refused by name."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     model: str = Field(min_length=1, max_length=256)
     messages: list[ChatMessage]
@@ -158,7 +176,7 @@ class ChatCompletionRequest(BaseModel):
 class EmbeddingRequest(BaseModel):
     """`POST /v1/embeddings`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     model: str = Field(min_length=1, max_length=256)
     input: str | list[str]
@@ -236,7 +254,7 @@ def _arguments(arguments: str, index: int) -> dict[str, Any]:
     return value
 
 
-def _format(response_format: ResponseFormat | None) -> str | dict[str, Any] | None:
+def _format(response_format: ResponseFormat | None) -> JsonFormat:
     if response_format is None or response_format.type == "text":
         return None
     if response_format.type == "json_object":

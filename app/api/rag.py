@@ -12,7 +12,8 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
-from app.api.deps import CachePolicyDep, RagDep
+from app.api.deps import CachePolicyDep, PrincipalDep, RagDep
+from app.api.errors import streamed
 from app.core.errors import InvalidRequest, LlamaradaError
 from app.rag.build import Rag
 from app.rag.ingest import Upload
@@ -66,27 +67,29 @@ class DocumentList(BaseModel):
 
 
 @router.post("/collections", status_code=201)
-async def create_collection(body: CollectionCreate, rag: RagDep) -> CollectionInfo:
+async def create_collection(
+    body: CollectionCreate, rag: RagDep, caller: PrincipalDep
+) -> CollectionInfo:
     """Create a collection (chunk size, overlap and embedding model are fixed from then on)."""
-    return await rag.knowledge.create_collection(body)
+    return await rag.knowledge.create_collection(body, caller=caller)
 
 
 @router.get("/collections")
-async def list_collections(rag: RagDep) -> CollectionList:
-    """Every collection with its document and chunk counts."""
-    return CollectionList(collections=await rag.knowledge.list_collections())
+async def list_collections(rag: RagDep, caller: PrincipalDep) -> CollectionList:
+    """The caller's collections with their document and chunk counts."""
+    return CollectionList(collections=await rag.knowledge.list_collections(caller=caller))
 
 
 @router.get("/collections/{name}")
-async def get_collection(name: str, rag: RagDep) -> CollectionInfo:
+async def get_collection(name: str, rag: RagDep, caller: PrincipalDep) -> CollectionInfo:
     """One collection."""
-    return await rag.knowledge.get_collection(name)
+    return await rag.knowledge.get_collection(name, caller=caller)
 
 
 @router.delete("/collections/{name}", status_code=204)
-async def delete_collection(name: str, rag: RagDep) -> Response:
+async def delete_collection(name: str, rag: RagDep, caller: PrincipalDep) -> Response:
     """Delete a collection with all its documents."""
-    await rag.knowledge.delete_collection(name)
+    await rag.knowledge.delete_collection(name, caller=caller)
     return Response(status_code=204)
 
 
@@ -95,12 +98,13 @@ async def delete_collection(name: str, rag: RagDep) -> Response:
     status_code=201,
     response_model=UploadResult,
     openapi_extra=_UPLOAD_BODY,
+    responses=streamed(NDJSON, "progress events, then the result"),
 )
 async def upload_documents(
-    name: str, request: Request, rag: RagDep, stream: bool = False
+    name: str, request: Request, rag: RagDep, caller: PrincipalDep, stream: bool = False
 ) -> Response:
     """Add files (multipart parts named `files`) or JSON text; `?stream=true` streams progress."""
-    batch = await _read_batch(name, request, rag)
+    batch = await _read_batch(name, request, rag, caller)
     if stream:
         return StreamingResponse(_ingest_lines(rag, batch), media_type=NDJSON)
     result = await rag.knowledge.index(batch)
@@ -108,34 +112,44 @@ async def upload_documents(
 
 
 @router.get("/collections/{name}/documents")
-async def list_documents(name: str, rag: RagDep) -> DocumentList:
+async def list_documents(name: str, rag: RagDep, caller: PrincipalDep) -> DocumentList:
     """The documents of a collection."""
-    return DocumentList(documents=await rag.knowledge.list_documents(name))
+    return DocumentList(documents=await rag.knowledge.list_documents(name, caller=caller))
 
 
 @router.get("/collections/{name}/documents/{document_id}")
-async def get_document(name: str, document_id: str, rag: RagDep) -> DocumentDetail:
+async def get_document(
+    name: str, document_id: str, rag: RagDep, caller: PrincipalDep
+) -> DocumentDetail:
     """A document and where its chunks come from."""
-    return await rag.knowledge.get_document(name, document_id)
+    return await rag.knowledge.get_document(name, document_id, caller=caller)
 
 
 @router.delete("/collections/{name}/documents/{document_id}", status_code=204)
-async def delete_document(name: str, document_id: str, rag: RagDep) -> Response:
+async def delete_document(
+    name: str, document_id: str, rag: RagDep, caller: PrincipalDep
+) -> Response:
     """Delete a document and its chunks."""
-    await rag.knowledge.delete_document(name, document_id)
+    await rag.knowledge.delete_document(name, document_id, caller=caller)
     return Response(status_code=204)
 
 
 @router.post("/collections/{name}/search")
-async def search(name: str, body: SearchRequest, rag: RagDep) -> SearchResponse:
+async def search(
+    name: str, body: SearchRequest, rag: RagDep, caller: PrincipalDep
+) -> SearchResponse:
     """Hybrid (vector + BM25) retrieval only: the chunks with their scores."""
-    return await rag.knowledge.search(name, body)
+    return await rag.knowledge.search(name, body, caller=caller)
 
 
-@router.post("/query", response_model=QueryResponse)
-async def query(body: QueryRequest, rag: RagDep, policy: CachePolicyDep) -> Response:
+@router.post(
+    "/query", response_model=QueryResponse, responses=streamed(NDJSON, "sources, tokens, done")
+)
+async def query(
+    body: QueryRequest, rag: RagDep, policy: CachePolicyDep, caller: PrincipalDep
+) -> Response:
     """A cited answer from a collection; `stream` sends NDJSON: sources, tokens, done."""
-    started = await rag.answers.start(body, policy)
+    started = await rag.answers.start(body, policy, caller=caller)
     headers = {"X-Cache": started.cache.value}
     if body.stream:
         events = rag.answers.events(started)
@@ -144,8 +158,9 @@ async def query(body: QueryRequest, rag: RagDep, policy: CachePolicyDep) -> Resp
     return JSONResponse(answer.model_dump(mode="json"), headers=headers)
 
 
-async def _read_batch(name: str, request: Request, rag: RagDep) -> Batch:
+async def _read_batch(name: str, request: Request, rag: RagDep, caller: PrincipalDep) -> Batch:
     """The request's documents, multipart files or JSON text, parsed and split."""
+    await rag.knowledge.check_access(name, caller=caller)  # before reading a large body
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "application/json":
         try:
@@ -154,7 +169,7 @@ async def _read_batch(name: str, request: Request, rag: RagDep) -> Batch:
             problem = exc.errors()[0]
             where = ".".join(str(part) for part in problem["loc"]) or "body"
             raise InvalidRequest(problem["msg"], field=where) from None
-        return await rag.knowledge.prepare_texts(name, body)
+        return await rag.knowledge.prepare_texts(name, body, caller=caller)
     if kind != "multipart/form-data":
         raise InvalidRequest("send multipart/form-data with parts named 'files', or JSON text")
     limit = rag.knowledge.settings.max_files
@@ -164,7 +179,7 @@ async def _read_batch(name: str, request: Request, rag: RagDep) -> Batch:
             if not isinstance(part, UploadFile):
                 raise InvalidRequest("each 'files' part must be a file", field="files")
             uploads.append(Upload(part.filename or "", await part.read()))
-    return await rag.knowledge.prepare_upload(name, uploads)
+    return await rag.knowledge.prepare_upload(name, uploads, caller=caller)
 
 
 async def _ingest_lines(rag: Rag, batch: Batch) -> AsyncIterator[bytes]:

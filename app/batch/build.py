@@ -50,6 +50,12 @@ def build_batch(settings: Settings, completions: CompletionService, metrics: Met
         queue = SaqJobQueue(url, config, settings.log_level)
     else:
         gauge = metrics.batch_queue_depth
-        queue = InProcessQueue(runner, config.worker_concurrency, config.sweep_interval, gauge.set)
+        queue = InProcessQueue(
+            runner,
+            config.worker_concurrency,
+            config.sweep_interval,
+            gauge.set,
+            max_waiting=config.max_queued_items,
+        )
     jobs = BatchService(store, queue, runner, config, metrics)
     return Batch(jobs, OpenAIBatchService(jobs, store, config), store, queue)

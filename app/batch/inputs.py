@@ -35,7 +35,7 @@ class ParsedInput:
 class JsonlLine(BaseModel):
     """One line of a `/api/batch/jobs` JSONL upload: a prompt or a chat."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     custom_id: str | None = Field(default=None, max_length=512)
     model: str | None = Field(default=None, max_length=256)
@@ -54,7 +54,7 @@ class JsonlLine(BaseModel):
 class OpenAILine(BaseModel):
     """One line of an OpenAI batch input file."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     custom_id: str = Field(min_length=1, max_length=512)
     method: Literal["POST"]

@@ -17,7 +17,8 @@ from app.batch.queue import JobQueue
 from app.batch.runner import FORMATS, JobRunner
 from app.batch.store import BatchStore
 from app.config import BatchSettings
-from app.core.errors import InvalidRequest, LlamaradaError, NotFound, PayloadTooLarge
+from app.core.auth import Principal
+from app.core.errors import InvalidRequest, LlamaradaError, ModelNotFound, NotFound, PayloadTooLarge
 from app.core.metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -27,7 +28,11 @@ _PAGE = 500
 
 
 class BatchService:
-    """The batch features behind both API surfaces; knows nothing of HTTP."""
+    """The batch features behind both API surfaces; knows nothing of HTTP.
+
+    A job belongs to the caller that submitted it: any other caller but an admin gets NotFound
+    for it, and listings show a caller its own.
+    """
 
     def __init__(
         self,
@@ -45,7 +50,7 @@ class BatchService:
         self.metrics = metrics
         self.clock = clock
 
-    async def run_sync(self, body: BatchRequest) -> list[dict[str, Any]]:
+    async def run_sync(self, body: BatchRequest, *, caller: Principal) -> list[dict[str, Any]]:
         """Answer every item now, `concurrency` at a time; results in order, failures in place."""
         items = body.items()
         limit = self.settings.max_sync_items
@@ -57,7 +62,7 @@ class BatchService:
         if not items:
             raise InvalidRequest("needs at least one item", field=_items_field(body))
         concurrency = self._concurrency(body)
-        model = await self.runner.items.completions.resolve_model(body.model)
+        model = await self.runner.items.completions.resolve_model(body.model, caller=caller)
         slots = asyncio.Semaphore(concurrency)
         lines = NativeLines()
 
@@ -74,22 +79,26 @@ class BatchService:
 
         return list(await asyncio.gather(*(one(index) for index in range(len(items)))))
 
-    async def submit_request(self, body: BatchRequest) -> JobRecord:
+    async def submit_request(self, body: BatchRequest, *, caller: Principal) -> JobRecord:
         """Queue a JSON body's items as a job."""
         self._concurrency(body)
         if body.prompts == [] or body.messages_list == []:
             raise InvalidRequest("needs at least one item", field=_items_field(body))
-        model = await self.runner.items.completions.resolve_model(body.model)
+        model = await self.runner.items.completions.resolve_model(body.model, caller=caller)
         parsed = from_request(body.model_copy(update={"model": model}))
-        return await self.submit(parsed, JobKind.NATIVE, {"model": model})
+        return await self.submit(parsed, JobKind.NATIVE, {"model": model}, caller=caller)
 
-    async def submit(self, parsed: ParsedInput, kind: JobKind, meta: dict[str, Any]) -> JobRecord:
+    async def submit(
+        self, parsed: ParsedInput, kind: JobKind, meta: dict[str, Any], *, caller: Principal
+    ) -> JobRecord:
         """Store a job and queue its items; lines that could not be read fail at once."""
         limit = self.settings.max_job_items
         if parsed.total > limit:
             raise PayloadTooLarge(f"{parsed.total} items, at most {limit} in one job")
         if parsed.total == 0:
             raise InvalidRequest("the batch has no items")
+        await self._check_models(parsed, caller)
+        await self.queue.admit(len(parsed.items))
         now = self.clock()
         lines = FORMATS[kind]
         failed = {
@@ -103,6 +112,7 @@ class BatchService:
             created_at=now,
             expires_at=now + self.settings.completion_window,
             meta=meta,
+            owner=caller.name,
         )
         items = {index: item.model_dump_json() for index, item in parsed.items.items()}
         job = await self.store.create_job(job, items, failed)
@@ -121,21 +131,28 @@ class BatchService:
         )
         return job
 
-    async def get(self, job_id: str, kind: JobKind = JobKind.NATIVE) -> JobRecord:
-        """A job of this kind, or NotFound."""
+    async def get(
+        self, job_id: str, kind: JobKind = JobKind.NATIVE, *, caller: Principal
+    ) -> JobRecord:
+        """A job of this kind that the caller may see, or NotFound."""
         job = await self.store.get_job(job_id)
-        if job is None or job.kind != kind:
+        if job is None or job.kind != kind or not caller.owns(job.owner):
             noun = "batch job" if kind == JobKind.NATIVE else "batch"
             raise NotFound(f"{noun} {job_id!r} not found (it never existed or its retention ended)")
         return job
 
-    async def list(self, kind: JobKind, limit: int, after: str | None) -> list[JobRecord]:
-        """Jobs of a kind, newest first."""
-        return await self.store.list_jobs(kind, limit, after)
+    async def list(
+        self, kind: JobKind, limit: int, after: str | None, *, caller: Principal
+    ) -> list[JobRecord]:
+        """The caller's jobs of a kind (an admin's: everyone's), newest first."""
+        owner = None if caller.admin else caller.name
+        return await self.store.list_jobs(kind, limit, after, owner)
 
-    async def cancel(self, job_id: str, kind: JobKind = JobKind.NATIVE) -> JobRecord:
+    async def cancel(
+        self, job_id: str, kind: JobKind = JobKind.NATIVE, *, caller: Principal
+    ) -> JobRecord:
         """Drop the items not started (running ones finish); Conflict when the job has ended."""
-        await self.get(job_id, kind)
+        await self.get(job_id, kind, caller=caller)
         return await self.runner.stop(job_id, JobStatus.CANCELLING)
 
     async def results(
@@ -143,9 +160,11 @@ class BatchService:
         job_id: str,
         kind: JobKind = JobKind.NATIVE,
         keep: Callable[[Outcome], bool] | None = None,
+        *,
+        caller: Principal,
     ) -> AsyncIterator[bytes]:
         """The job's result lines so far, in input order (checked before the first byte)."""
-        job = await self.get(job_id, kind)
+        job = await self.get(job_id, kind, caller=caller)
 
         async def lines() -> AsyncIterator[bytes]:
             for start in range(0, job.total, _PAGE):
@@ -159,6 +178,17 @@ class BatchService:
                     yield b"".join(chunk)
 
         return lines()
+
+    async def _check_models(self, parsed: ParsedInput, caller: Principal) -> None:
+        """Forbidden when an item names a model the caller's key may not use."""
+        if caller.models is None:
+            return
+        completions = self.runner.items.completions
+        for name in sorted({str(item.body.get("model") or "") for item in parsed.items.values()}):
+            try:
+                await completions.resolve_model(name, caller=caller)
+            except ModelNotFound:  # not served: the item fails when it runs, if the key may ask
+                caller.require_model(name)
 
     def _concurrency(self, body: BatchRequest) -> int:
         concurrency = body.concurrency or self.settings.concurrency

@@ -81,6 +81,7 @@ class JobRecord:
     output_bytes: int = 0
     error_bytes: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
+    owner: str = ""  # the name of the key that submitted it ("": from before jobs had owners)
 
     @property
     def done(self) -> int:
@@ -111,8 +112,8 @@ class JobRecord:
                 continue
             if spec.name == "meta":
                 values["meta"] = json.loads(text)
-            elif spec.name in ("id",):
-                values["id"] = text
+            elif spec.name in ("id", "owner"):
+                values[spec.name] = text
             elif spec.name == "kind":
                 values["kind"] = JobKind(text)
             elif spec.name == "status":
@@ -145,6 +146,7 @@ class FileRecord:
     bytes: int
     created_at: float
     expires_at: float
+    owner: str = ""  # the name of the key that uploaded it
 
     def to_fields(self) -> dict[str, str]:
         """The record as a flat string map."""
@@ -160,6 +162,7 @@ class FileRecord:
             bytes=int(raw["bytes"]),
             created_at=float(raw["created_at"]),
             expires_at=float(raw["expires_at"]),
+            owner=raw.get("owner", ""),
         )
 
 
@@ -174,7 +177,7 @@ class BatchItem(BaseModel):
 class BatchRequest(BaseModel):
     """`POST /api/batch` and `POST /api/batch/jobs`: one model, many prompts or chats."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     model: str = Field(default="", max_length=256, description="empty: the default model")
     prompts: list[str] | None = Field(default=None, description="one user message each")

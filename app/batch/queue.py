@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
@@ -20,7 +21,7 @@ from saq.queue.redis import RedisQueue
 
 from app.batch.runner import JobRunner
 from app.config import BatchSettings
-from app.core.errors import QueueUnavailable
+from app.core.errors import Overloaded, QueueUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,9 @@ class JobQueue(Protocol):
     """Takes submitted jobs to whatever runs their items."""
 
     name: str
+
+    async def admit(self, items: int) -> None:
+        """Raise Overloaded when `items` more would not fit (before the job is stored)."""
 
     async def submit(self, job_id: str, total: int) -> None:
         """Have the job's items run."""
@@ -62,13 +66,26 @@ class InProcessQueue:
         concurrency: int,
         maintain_every: float,
         on_depth: Callable[[float], None],
+        max_waiting: int = 200_000,
+        retry_after: int = 30,
     ) -> None:
         self.runner = runner
         self.concurrency = concurrency
         self.maintain_every = maintain_every
+        self.max_waiting = max_waiting
+        self.retry_after = retry_after
         self._on_depth = on_depth
         self._waiting: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
+
+    async def admit(self, items: int) -> None:
+        """Raise Overloaded when `items` more would pass `max_waiting` (memory stays bounded)."""
+        if self._waiting.qsize() + items > self.max_waiting:
+            raise Overloaded(
+                f"{self._waiting.qsize()} batch items are waiting, at most {self.max_waiting}; "
+                "submit again later",
+                retry_after=self.retry_after,
+            )
 
     async def submit(self, job_id: str, total: int) -> None:
         """Queue the job's items that have no result yet."""
@@ -93,8 +110,13 @@ class InProcessQueue:
     def _start(self) -> None:
         if self._tasks:
             return
-        self._tasks = [asyncio.create_task(self._consume()) for _ in range(self.concurrency)]
-        self._tasks.append(asyncio.create_task(self._maintain()))
+        # A fresh context: the consumers outlive the request that starts them, and must not
+        # carry its request id or its usage meter into every later job.
+        context = contextvars.Context()
+        self._tasks = [
+            asyncio.create_task(self._consume(), context=context) for _ in range(self.concurrency)
+        ]
+        self._tasks.append(asyncio.create_task(self._maintain(), context=context))
 
     async def _consume(self) -> None:
         while True:
@@ -158,7 +180,12 @@ class SaqJobQueue:
     def __init__(self, url: str, settings: BatchSettings, log_level: str = "INFO") -> None:
         self.settings = settings
         quiet_saq(log_level)
-        self.queue = BatchRedisQueue(aioredis.from_url(url), name=QUEUE_NAME)
+        # Bounded waits: an unreachable or stalled Redis is a quick 503, not a hung request.
+        client = aioredis.from_url(url, socket_connect_timeout=2, socket_timeout=10)
+        self.queue = BatchRedisQueue(client, name=QUEUE_NAME)
+
+    async def admit(self, items: int) -> None:
+        """Workers on Redis take any number: jobs wait in Redis, not in this process."""
 
     async def submit(self, job_id: str, total: int) -> None:
         """Queue the job's dispatch task."""
@@ -171,8 +198,11 @@ class SaqJobQueue:
             return await self.queue.count("queued")
 
     async def aclose(self) -> None:
-        """Close the queue's connections."""
-        await self.queue.disconnect()
+        """Close the queue's connections (Redis being down must not stop the app stopping)."""
+        try:
+            await self.queue.disconnect()
+        except (RedisError, OSError) as exc:
+            logger.warning("batch queue closed uncleanly", extra={"error": str(exc)})
 
 
 @contextlib.asynccontextmanager

@@ -83,20 +83,32 @@ class RedisBatchStore:
             raw = await self._redis.hgetall(_JobKeys(job_id).job)
         return JobRecord.from_fields(_text(raw)) if raw else None
 
-    async def list_jobs(self, kind: JobKind, limit: int, after: str | None) -> list[JobRecord]:
-        """Jobs of a kind, newest first, after the job `after`."""
+    async def list_jobs(
+        self, kind: JobKind, limit: int, after: str | None, owner: str | None = None
+    ) -> list[JobRecord]:
+        """Jobs of a kind, newest first, after the job `after`; only `owner`'s when given."""
         index = f"{PREFIX}jobs:{kind.value}"
+        page = limit if owner is None else max(limit, 200)
+        found: list[JobRecord] = []
+        gone: list[str] = []
         async with self._guard():
             start = 0
             if after is not None:
                 rank = await self._redis.zrevrank(index, after)
                 start = 0 if rank is None else int(str(rank)) + 1
-            ids = [_str(i) for i in await self._redis.zrevrange(index, start, start + limit - 1)]
-            records = await self._hashes([_JobKeys(i).job for i in ids])
-            gone = [i for i, raw in zip(ids, records, strict=True) if not raw]
-            if gone:
+            # Others' jobs are skipped a page at a time until `limit` of the owner's are found.
+            while len(found) < limit:
+                ids = [_str(i) for i in await self._redis.zrevrange(index, start, start + page - 1)]
+                records = await self._hashes([_JobKeys(i).job for i in ids])
+                gone += [i for i, raw in zip(ids, records, strict=True) if not raw]
+                jobs = [JobRecord.from_fields(raw) for raw in records if raw]
+                found += [job for job in jobs if owner is None or job.owner == owner]
+                if len(ids) < page:
+                    break
+                start += page
+            if gone:  # after the scan: removing entries shifts the ranks it walks
                 await self._redis.zrem(index, *gone)
-        return [JobRecord.from_fields(raw) for raw in records if raw]
+        return found[:limit]
 
     async def active_jobs(self) -> list[str]:
         """Ids of the jobs not final yet."""

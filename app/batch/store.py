@@ -44,8 +44,10 @@ class BatchStore(Protocol):
     async def get_job(self, job_id: str) -> JobRecord | None:
         """The job, or None once it is removed."""
 
-    async def list_jobs(self, kind: JobKind, limit: int, after: str | None) -> list[JobRecord]:
-        """Jobs of a kind, newest first, after the job `after`."""
+    async def list_jobs(
+        self, kind: JobKind, limit: int, after: str | None, owner: str | None = None
+    ) -> list[JobRecord]:
+        """Jobs of a kind, newest first, after the job `after`; only `owner`'s when given."""
 
     async def active_jobs(self) -> list[str]:
         """Ids of the jobs not final yet."""
@@ -143,11 +145,17 @@ class MemoryBatchStore:
         job = self._job(job_id)
         return _copy(job) if job else None
 
-    async def list_jobs(self, kind: JobKind, limit: int, after: str | None) -> list[JobRecord]:
-        """Jobs of a kind, newest first, after the job `after`."""
+    async def list_jobs(
+        self, kind: JobKind, limit: int, after: str | None, owner: str | None = None
+    ) -> list[JobRecord]:
+        """Jobs of a kind, newest first, after the job `after`; only `owner`'s when given."""
         await self.purge(self._clock())
         jobs = sorted(
-            (job for job in self._jobs.values() if job.kind == kind),
+            (
+                job
+                for job in self._jobs.values()
+                if job.kind == kind and (owner is None or job.owner == owner)
+            ),
             key=lambda job: (job.created_at, job.id),
             reverse=True,
         )

@@ -6,6 +6,7 @@ uncached, and the cache is tried again after a short pause, so it comes back by 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -101,6 +102,7 @@ class RedisCache:
         try:
             value = cast(bytes | None, await self._client.get(key))
         except (RedisError, OSError) as exc:
+            await self._drop_connections()
             self._went_down(exc)
         self._came_back()
         return value
@@ -111,6 +113,7 @@ class RedisCache:
         try:
             await self._client.set(key, value, ex=self._ttl)
         except (RedisError, OSError) as exc:
+            await self._drop_connections()
             self._went_down(exc)
         self._came_back()
 
@@ -125,6 +128,12 @@ class RedisCache:
     async def aclose(self) -> None:
         """Close the connection pool."""
         await self._client.aclose()
+
+    async def _drop_connections(self) -> None:
+        """Close every pooled connection: after a Redis restart each would fail once more, and
+        each failure pauses the cache again."""
+        with contextlib.suppress(RedisError, OSError):
+            await self._client.connection_pool.disconnect()
 
     def _skip_while_down(self) -> None:
         if self._down and time.monotonic() < self._retry_at:

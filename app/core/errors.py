@@ -2,11 +2,13 @@
 
     LlamaradaError                 500 internal_error
     ├── InvalidRequest             400 invalid_request_error (422 when a field is named)
+    ├── Unauthorized               401 authentication_error
     ├── Forbidden                  403 permission_error
     ├── ModelNotFound              404 not_found_error
     ├── NotFound                   404 not_found_error
     ├── Conflict                   409 conflict_error
     ├── PayloadTooLarge            413 payload_too_large
+    ├── QuotaExceeded              429 rate_limit_error, Retry-After
     ├── Overloaded                 503 overloaded_error, Retry-After
     ├── QueueUnavailable           503 queue_unavailable, Retry-After
     └── UpstreamError              502 upstream_error
@@ -43,6 +45,13 @@ class InvalidRequest(LlamaradaError):
         self.field = field
         if field:
             self.status_code = 422
+
+
+class Unauthorized(LlamaradaError):
+    """No API key, or one that is not (or no longer) configured."""
+
+    status_code = 401
+    error_type = "authentication_error"
 
 
 class Forbidden(LlamaradaError):
@@ -83,6 +92,17 @@ class PayloadTooLarge(LlamaradaError):
 
     status_code = 413
     error_type = "payload_too_large"
+
+
+class QuotaExceeded(LlamaradaError):
+    """The caller's key used up its requests or tokens for this minute."""
+
+    status_code = 429
+    error_type = "rate_limit_error"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class Overloaded(LlamaradaError):

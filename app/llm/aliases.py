@@ -79,7 +79,9 @@ class AliasedBackend:
             system.append(messages.pop(0))
         if not system and alias.system:
             system = [Message(role="system", content=alias.system)]
-        examples = [Message(role=m.role, content=m.content) for m in alias.messages]
+        examples = [
+            Message.model_validate({"role": m.role, "content": m.content}) for m in alias.messages
+        ]
         return self.inner.chat(
             request.model_copy(
                 update={

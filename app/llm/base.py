@@ -10,9 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class Options(BaseModel):
-    """Ollama's per-request model options; unknown names are rejected, not ignored."""
+    """Ollama's per-request model options; unknown names are rejected, not ignored, and so are
+    values of the wrong JSON type (`true` is not a number)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     num_keep: int | None = None
     seed: int | None = None
@@ -54,7 +55,7 @@ class Options(BaseModel):
 class Message(BaseModel):
     """One chat message, as Ollama's `/api/chat` takes it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     role: Literal["system", "user", "assistant", "tool"]
     content: str = ""
@@ -71,7 +72,7 @@ Think = bool | Literal["low", "medium", "high"] | None
 class ChatRequest(BaseModel):
     """A chat completion request in Ollama's shape; `stream` and `keep_alive` don't shape output."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     model: str = Field(default="", max_length=256)
     messages: list[Message]
@@ -86,7 +87,7 @@ class ChatRequest(BaseModel):
 class GenerateRequest(BaseModel):
     """A completion request in Ollama's `/api/generate` shape."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     model: str = Field(default="", max_length=256)
     prompt: str = ""
@@ -106,7 +107,7 @@ class GenerateRequest(BaseModel):
 class EmbedRequest(BaseModel):
     """Ollama's `/api/embed` request."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     model: str = Field(default="", max_length=256)
     input: str | list[str]

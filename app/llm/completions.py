@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from app.config import LimitSettings
+from app.core.auth import Principal
 from app.core.cache import ResponseCache, cache_key
 from app.core.errors import (
     CacheUnavailable,
@@ -20,6 +21,7 @@ from app.core.errors import (
     UpstreamError,
 )
 from app.core.metrics import Metrics
+from app.core.quota import record_tokens
 from app.llm.base import (
     Backend,
     ChatRequest,
@@ -108,32 +110,40 @@ class CompletionService:
         self._flights: dict[str, Flight] = {}
         self._models: tuple[float, list[ModelInfo]] | None = None
 
-    async def chat(self, request: ChatRequest, policy: CachePolicy) -> Reply:
-        """Start answering a chat."""
+    async def chat(
+        self, request: ChatRequest, policy: CachePolicy, *, caller: Principal | None = None
+    ) -> Reply:
+        """Start answering a chat; `caller` set: only with a model its key may use."""
         if not request.messages:
-            return await self._load(request.model, request.keep_alive)
+            return await self._load(request.model, request.keep_alive, caller)
         if len(request.messages) > self._limits.max_messages:
             raise InvalidRequest(
                 f"{len(request.messages)} messages, at most {self._limits.max_messages} allowed",
                 field="messages",
             )
         self._check_prompt_size(sum(len(m.content) for m in request.messages), "messages")
-        request = request.model_copy(update=await self._resolved(request.model, request.options))
+        resolved = await self._resolved(request.model, request.options, caller)
+        request = request.model_copy(update=resolved)
         return await self._serve("chat", request, lambda: self.backend.chat(request), policy)
 
-    async def generate(self, request: GenerateRequest, policy: CachePolicy) -> Reply:
-        """Start completing a prompt."""
+    async def generate(
+        self, request: GenerateRequest, policy: CachePolicy, *, caller: Principal | None = None
+    ) -> Reply:
+        """Start completing a prompt; `caller` set: only with a model its key may use."""
         if not request.prompt and not request.images:
-            return await self._load(request.model, request.keep_alive)
+            return await self._load(request.model, request.keep_alive, caller)
         self._check_prompt_size(len(request.prompt) + len(request.system or ""), "prompt")
-        request = request.model_copy(update=await self._resolved(request.model, request.options))
+        resolved = await self._resolved(request.model, request.options, caller)
+        request = request.model_copy(update=resolved)
         return await self._serve(
             "generate", request, lambda: self.backend.generate(request), policy
         )
 
-    async def _load(self, model: str, keep_alive: str | float | None) -> Reply:
+    async def _load(
+        self, model: str, keep_alive: str | float | None, caller: Principal | None
+    ) -> Reply:
         """Ollama's answer to a request with nothing to say: the model is (un)loaded, no text."""
-        model = await self.resolve_model(model)
+        model = await self.resolve_model(model, caller=caller)
         unload = keep_alive in (0, "0", "0s", "0m")
         done = Chunk(done=True, done_reason="unload" if unload else "load")
         return Reply(model, _replay([done]), CacheStatus.BYPASS)
@@ -145,8 +155,8 @@ class CompletionService:
             self._models = (now, await self.backend.list_models())
         return self._models[1]
 
-    async def resolve_model(self, name: str) -> str:
-        """The served model's full name for `name` (Ollama's `:latest` rule), or ModelNotFound."""
+    async def resolve_model(self, name: str, *, caller: Principal | None = None) -> str:
+        """The served model's full name for `name` (`:latest` rule); Forbidden outside caller's."""
         name = name or self._default_model
         wanted = {name, f"{name}:latest"}
         for fresh in (False, True):
@@ -155,10 +165,21 @@ class CompletionService:
             names = [model.name for model in await self.list_models()]
             for candidate in names:
                 if candidate in wanted:
+                    if caller is not None:
+                        caller.require_model(candidate)
                     return candidate
+        if caller is not None:
+            names = [name for name in names if caller.may_use(name)]
         raise ModelNotFound(name, names)
 
-    async def embed(self, model: str, inputs: list[str], *, truncate: bool = True) -> Embeddings:
+    async def embed(
+        self,
+        model: str,
+        inputs: list[str],
+        *,
+        truncate: bool = True,
+        caller: Principal | None = None,
+    ) -> Embeddings:
         """Embed the inputs with the model, within the prompt limits."""
         if not inputs:
             raise InvalidRequest("needs at least one text", field="input")
@@ -167,7 +188,7 @@ class CompletionService:
                 f"{len(inputs)} texts, at most {self._limits.max_messages} allowed", field="input"
             )
         self._check_prompt_size(sum(len(text) for text in inputs), "input")
-        model = await self.resolve_model(model)
+        model = await self.resolve_model(model, caller=caller)
         started = time.perf_counter()
         self._metrics.active_requests.labels(model=model).inc()
         error = True
@@ -177,11 +198,12 @@ class CompletionService:
         finally:
             self._finish(model, started, error=error)
         self._metrics.tokens.labels(model=model, kind="prompt").inc(result.prompt_eval_count)
+        record_tokens(result.prompt_eval_count)
         return result
 
-    async def show(self, model: str) -> dict[str, Any]:
+    async def show(self, model: str, *, caller: Principal | None = None) -> dict[str, Any]:
         """What the backend says about a model it serves."""
-        return await self.backend.show(await self.resolve_model(model))
+        return await self.backend.show(await self.resolve_model(model, caller=caller))
 
     def _check_prompt_size(self, chars: int, field: str) -> None:
         if chars > self._limits.max_prompt_chars:
@@ -190,9 +212,11 @@ class CompletionService:
                 field=field,
             )
 
-    async def _resolved(self, model: str, options: Options | None) -> dict[str, Any]:
+    async def _resolved(
+        self, model: str, options: Options | None, caller: Principal | None
+    ) -> dict[str, Any]:
         """The request's model name and options with the defaults and limits applied."""
-        model = await self.resolve_model(model)
+        model = await self.resolve_model(model, caller=caller)
         options = options or Options()
         cap = self._limits.max_num_predict
         if options.num_predict is not None and options.num_predict > cap:
@@ -211,6 +235,9 @@ class CompletionService:
         started = time.perf_counter()
         model = request.model
         key = request_key(route, request)
+        if logger.isEnabledFor(logging.DEBUG):  # prompts are the users' words: debug only
+            prompt = request.model_dump(mode="json", include={"messages", "prompt", "system"})
+            logger.debug("completion request", extra={"route": route, "model": model, **prompt})
         self._metrics.active_requests.labels(model=model).inc()
         try:
             status, chunks = await self._open(key, model, produce, policy)
@@ -221,7 +248,8 @@ class CompletionService:
         except BaseException:
             self._finish(model, started, error=True)
             raise
-        return Reply(model, self._observe(model, started, first, chunks), status)
+        metered = status != CacheStatus.HIT  # a cached answer costs the caller no tokens
+        return Reply(model, self._observe(model, started, first, chunks, metered), status)
 
     async def _open(
         self,
@@ -276,10 +304,11 @@ class CompletionService:
         return finish
 
     async def _observe(
-        self, model: str, started: float, first: Chunk, rest: AsyncIterator[Chunk]
+        self, model: str, started: float, first: Chunk, rest: AsyncIterator[Chunk], metered: bool
     ) -> AsyncIterator[Chunk]:
-        """Pass the chunks on, recording time to first token, duration and outcome."""
+        """Pass the chunks on, recording time to first token, duration, outcome and tokens."""
         error = True
+        pieces = 0  # an answer cut short is charged a token per piece passed on
         try:
             chunk = first
             self._metrics.time_to_first_token.labels(model=model).observe(
@@ -288,6 +317,10 @@ class CompletionService:
             while True:
                 if chunk.done:
                     chunk = replace(chunk, total_duration=_ns_since(started))
+                    if metered:
+                        record_tokens(chunk.prompt_eval_count + chunk.eval_count)
+                        metered = False
+                pieces += 1
                 yield chunk
                 if chunk.done:
                     break
@@ -300,6 +333,8 @@ class CompletionService:
             logger.warning("answer failed mid-stream", extra={"error": exc.message})
             raise
         finally:
+            if metered:
+                record_tokens(pieces)
             self._finish(model, started, error=error)
 
     def _finish(self, model: str, started: float, *, error: bool) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.config import RagSettings
+from app.core.auth import Principal
 from app.core.errors import InvalidRequest, LlamaradaError, UpstreamUnavailable
 from app.core.metrics import Metrics
 from app.llm.base import ChatRequest, Chunk, Message, ModelInfo, Options
@@ -74,14 +75,21 @@ class AnswerService:
         body: QueryRequest,
         policy: CachePolicy,
         *,
+        caller: Principal,
         history: Sequence[Message] = (),
         options: Options | None = None,
+        check_model: bool = True,
     ) -> StartedAnswer:
-        """Retrieve and start the answer; errors before any byte is sent are plain 4xx/5xx."""
+        """Retrieve and start the answer; errors before any byte is sent are plain 4xx/5xx.
+
+        The collection must be the caller's; so must the answering model be, unless the caller
+        asked a `kb:` model (`check_model` False), whose scope rag_chat checked.
+        """
         language = detect_language(body.question)
         hits = await self._knowledge.retrieve(
             body.collection,
             body.question,
+            caller=caller,
             k=body.k,
             min_score=self._settings.min_score if body.min_score is None else body.min_score,
             sources=body.sources,
@@ -115,7 +123,9 @@ class AnswerService:
         if options.temperature is None:
             options.temperature = self._settings.answer_temperature
         request = ChatRequest(model=body.model or "", messages=prompt.messages, options=options)
-        reply = await self._completions.chat(request, policy)
+        reply = await self._completions.chat(
+            request, policy, caller=caller if check_model else None
+        )
         self._metrics.rag_queries.labels(outcome="answered").inc()
         sources = [citation(n, hit) for n, hit in enumerate(prompt.used, start=1)]
         head = QueryResponse(
@@ -157,8 +167,11 @@ class AnswerService:
         cited = cited_numbers(answer, len(started.head.sources))
         yield {"event": "done", "answer": answer, "cited": cited}
 
-    async def rag_chat(self, request: ChatRequest, policy: CachePolicy) -> KnowledgeReply:
+    async def rag_chat(
+        self, request: ChatRequest, policy: CachePolicy, *, caller: Principal
+    ) -> KnowledgeReply:
         """Answer a chat addressed to `kb:<collection>`; the text ends with the sources list."""
+        caller.require_model(request.model)
         collection = request.model.removeprefix(KB_PREFIX)
         if request.tools:
             raise InvalidRequest("knowledge-base models do not call tools", field="tools")
@@ -167,7 +180,12 @@ class AnswerService:
             raise InvalidRequest("the last message must be the user's question", field="messages")
         body = QueryRequest(collection=collection, question=turns[-1].content)
         started = await self.start(
-            body, policy, history=turns[:-1][-HISTORY_TURNS:], options=request.options
+            body,
+            policy,
+            caller=caller,
+            history=turns[:-1][-HISTORY_TURNS:],
+            options=request.options,
+            check_model=False,
         )
         head = started.head
         if started.reply is None:
@@ -181,10 +199,10 @@ class AnswerService:
             sources=head.sources,
         )
 
-    async def list_kb_models(self) -> list[ModelInfo]:
-        """Each collection as a model `kb:<name>`; none while the store is unreachable."""
+    async def list_kb_models(self, *, caller: Principal) -> list[ModelInfo]:
+        """The caller's collections as models `kb:<name>`; none while the store is unreachable."""
         try:
-            collections = await self._knowledge.list_collections()
+            collections = await self._knowledge.list_collections(caller=caller)
         except UpstreamUnavailable as exc:
             logger.warning("knowledge bases not listed", extra={"error": exc.message})
             return []

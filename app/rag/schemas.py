@@ -27,7 +27,7 @@ def check_collection_name(name: str, field: str = "name") -> str:
 class CollectionCreate(BaseModel):
     """`POST /api/rag/collections`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str = Field(max_length=512)
     chunk_size: int | None = Field(default=None, ge=100, le=20_000)
@@ -72,7 +72,7 @@ class UploadResult(BaseModel):
 class TextDocument(BaseModel):
     """A document sent as text in JSON."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     text: str = Field(min_length=1)
     source: str | None = Field(default=None, max_length=255)
@@ -82,7 +82,7 @@ class TextDocument(BaseModel):
 class TextUpload(BaseModel):
     """`POST .../documents` with a JSON body instead of files."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     documents: list[TextDocument] = Field(min_length=1)
 
@@ -90,7 +90,7 @@ class TextUpload(BaseModel):
 class SearchRequest(BaseModel):
     """`POST /api/rag/collections/{name}/search`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     query: str = Field(min_length=1, max_length=4000)
     k: int | None = Field(default=None, ge=1, le=50)
@@ -126,7 +126,7 @@ class SearchResponse(BaseModel):
 class QueryRequest(BaseModel):
     """`POST /api/rag/query`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     collection: str = Field(max_length=512)
     question: str = Field(min_length=1, max_length=4000)

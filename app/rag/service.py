@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from app.config import RagSettings
-from app.core.errors import Conflict, InvalidRequest
+from app.core.auth import Principal
+from app.core.errors import Conflict, InvalidRequest, NotFound
 from app.core.metrics import Metrics
 from app.rag.embeddings import Embedder
 from app.rag.ingest import (
@@ -52,7 +53,12 @@ class Batch:
 
 
 class KnowledgeBase:
-    """Collections of documents, their chunks in Chroma, and hybrid search over them."""
+    """Collections of documents, their chunks in Chroma, and hybrid search over them.
+
+    A collection belongs to the caller that created it (`owner` in its Chroma metadata); every
+    method that names one answers NotFound to any other caller but an admin, and listings show
+    a caller its own. Documents belong to their collection.
+    """
 
     def __init__(
         self,
@@ -77,7 +83,9 @@ class KnowledgeBase:
 
     # Collections
 
-    async def create_collection(self, body: CollectionCreate) -> CollectionInfo:
+    async def create_collection(
+        self, body: CollectionCreate, *, caller: Principal
+    ) -> CollectionInfo:
         """A new, empty collection recording how it will be split and embedded."""
         name = check_collection_name(body.name)
         size = body.chunk_size or self.settings.chunk_size
@@ -100,31 +108,35 @@ class KnowledgeBase:
                 "chunk_overlap": overlap,
                 "revision": uuid.uuid4().hex,
                 "created_at": _now(),
+                "owner": caller.name,
             },
         )
         return self._info(stored, 0)
 
-    async def list_collections(self) -> list[CollectionInfo]:
-        """Every collection with its document and chunk counts."""
-        stored = await self.store.collections()
+    async def list_collections(self, *, caller: Principal) -> list[CollectionInfo]:
+        """The caller's collections with their document and chunk counts."""
+        stored = [c for c in await self.store.collections() if caller.owns(_owner(c))]
         counts = await asyncio.gather(*(self.store.get(c.name, FIRST_CHUNK) for c in stored))
         return [self._info(c, len(rows)) for c, rows in zip(stored, counts, strict=True)]
 
-    async def get_collection(self, name: str) -> CollectionInfo:
+    async def get_collection(self, name: str, *, caller: Principal) -> CollectionInfo:
         """One collection with its counts."""
-        stored = await self.store.collection(check_collection_name(name))
+        stored = await self._owned(name, caller)
         return self._info(stored, len(await self.store.get(name, FIRST_CHUNK)))
 
-    async def delete_collection(self, name: str) -> None:
+    async def delete_collection(self, name: str, *, caller: Principal) -> None:
         """Drop a collection, its documents and their chunks."""
-        await self.store.delete_collection(check_collection_name(name))
+        await self._owned(name, caller)
+        await self.store.delete_collection(name)
         self._indexes.forget(name)
 
     # Documents
 
-    async def prepare_upload(self, name: str, uploads: Sequence[Upload]) -> Batch:
+    async def prepare_upload(
+        self, name: str, uploads: Sequence[Upload], *, caller: Principal
+    ) -> Batch:
         """Check and parse every file before anything is stored (4xx errors name the file)."""
-        stored, embedder = await self._open(name)
+        stored, embedder = await self._open(name, caller)
         if not uploads:
             raise InvalidRequest("send one or more files in parts named 'files'", field="files")
         if len(uploads) > self.settings.max_files:
@@ -138,9 +150,9 @@ class KnowledgeBase:
         ]
         return Batch(name, embedder, documents)
 
-    async def prepare_texts(self, name: str, body: TextUpload) -> Batch:
+    async def prepare_texts(self, name: str, body: TextUpload, *, caller: Principal) -> Batch:
         """Documents sent as JSON text, checked and split."""
-        stored, embedder = await self._open(name)
+        stored, embedder = await self._open(name, caller)
         if len(body.documents) > self.settings.max_files:
             raise InvalidRequest(f"at most {self.settings.max_files} documents", field="documents")
         size, overlap = _splitting(stored)
@@ -183,15 +195,18 @@ class KnowledgeBase:
         assert result is not None  # index_events always ends with a result
         return result
 
-    async def list_documents(self, name: str) -> list[DocumentInfo]:
+    async def list_documents(self, name: str, *, caller: Principal) -> list[DocumentInfo]:
         """The documents of a collection, oldest first."""
-        await self.store.collection(check_collection_name(name))
+        await self._owned(name, caller)
         rows = await self.store.get(name, FIRST_CHUNK)
         return sorted((document_info(r.metadata) for r in rows), key=lambda d: d.created_at)
 
-    async def get_document(self, name: str, document_id: str) -> DocumentDetail:
+    async def get_document(
+        self, name: str, document_id: str, *, caller: Principal
+    ) -> DocumentDetail:
         """A document with where each of its chunks sits."""
-        info = await find_document(self.store, check_collection_name(name), document_id)
+        await self._owned(name, caller)
+        info = await find_document(self.store, name, document_id)
         rows = await self.store.get(name, {"document_id": document_id})
         chunks = sorted(
             (
@@ -208,9 +223,10 @@ class KnowledgeBase:
         )
         return DocumentDetail(**info.model_dump(), chunk_list=chunks)
 
-    async def delete_document(self, name: str, document_id: str) -> None:
+    async def delete_document(self, name: str, document_id: str, *, caller: Principal) -> None:
         """Remove a document and every chunk of it."""
-        await find_document(self.store, check_collection_name(name), document_id)
+        await self._owned(name, caller)
+        await find_document(self.store, name, document_id)
         await self.store.delete(name, {"document_id": document_id})
         await self._bump(name)
         self._metrics.rag_documents.labels(status="deleted").inc()
@@ -222,6 +238,7 @@ class KnowledgeBase:
         name: str,
         query: str,
         *,
+        caller: Principal,
         k: int | None = None,
         min_score: float = 0.0,
         sources: Sequence[str] | None = None,
@@ -229,7 +246,7 @@ class KnowledgeBase:
     ) -> list[Hit]:
         """The best chunks for a query by hybrid search."""
         started = time.perf_counter()
-        stored, embedder = await self._open(name, embedding_model)
+        stored, embedder = await self._open(name, caller, embedding_model)
         vector, index = await asyncio.gather(
             embedder.embed_query(query),
             self._indexes.get(self.store, name, str(stored.metadata.get("revision", ""))),
@@ -248,11 +265,12 @@ class KnowledgeBase:
         self._metrics.rag_retrieval_duration.observe(time.perf_counter() - started)
         return hits
 
-    async def search(self, name: str, body: SearchRequest) -> SearchResponse:
+    async def search(self, name: str, body: SearchRequest, *, caller: Principal) -> SearchResponse:
         """Retrieval only: the chunks with their scores."""
         hits = await self.retrieve(
             name,
             body.query,
+            caller=caller,
             k=body.k,
             min_score=body.min_score or 0.0,
             sources=body.sources,
@@ -262,10 +280,21 @@ class KnowledgeBase:
 
     # Internals
 
-    async def _open(
-        self, name: str, embedding_model: str | None = None
-    ) -> tuple[StoredCollection, Embedder]:
+    async def check_access(self, name: str, *, caller: Principal) -> None:
+        """NotFound unless the collection exists and the caller may see it (before an upload)."""
+        await self._owned(name, caller)
+
+    async def _owned(self, name: str, caller: Principal) -> StoredCollection:
+        """The collection if the caller may see it; the same NotFound as a missing one if not."""
         stored = await self.store.collection(check_collection_name(name))
+        if not caller.owns(_owner(stored)):
+            raise NotFound(f"collection {name!r} not found")
+        return stored
+
+    async def _open(
+        self, name: str, caller: Principal, embedding_model: str | None = None
+    ) -> tuple[StoredCollection, Embedder]:
+        stored = await self._owned(name, caller)
         model = str(stored.metadata.get("embedding_model", ""))
         if embedding_model and embedding_model != model:
             raise Conflict(
@@ -307,6 +336,12 @@ class KnowledgeBase:
             revision=str(meta.get("revision", "")),
             created_at=str(meta.get("created_at", "")),
         )
+
+
+def _owner(stored: StoredCollection) -> str | None:
+    """Who created the collection (None: before collections had owners; admins see those)."""
+    owner = stored.metadata.get("owner")
+    return owner if isinstance(owner, str) else None
 
 
 def _splitting(stored: StoredCollection) -> tuple[int, int]:

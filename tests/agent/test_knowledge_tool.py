@@ -8,6 +8,7 @@ import pytest
 from app.agent.tools.base import ToolError
 from app.agent.tools.knowledge import knowledge_tool
 from app.config import Settings
+from app.core.auth import ANONYMOUS
 from app.main import create_app
 from tests.agent.scripted import AgentScript, react
 from tests.conftest import app_client
@@ -51,7 +52,7 @@ async def test_knowledge_search_needs_a_collection_name_when_there_are_several(
 ) -> None:
     app = create_app(settings)
     async with app_client(app) as client:
-        tool = knowledge_tool(app.state.rag.knowledge)
+        tool = knowledge_tool(app.state.rag.knowledge).bound(ANONYMOUS)
         with pytest.raises(ToolError, match="no knowledge base yet"):
             await tool.run({"query": "llamas"})
         await add(client, "animals", LLAMAS.decode(), "llamas.txt")

@@ -28,7 +28,7 @@ from tests.deploy import compose_file
 
 REPO = compose_file.REPO
 NGINX_TEMPLATE = REPO / "nginx" / "nginx.conf.template"
-API_KEY = "test-key"
+API_KEY = "test-key-0123456789abcdef"
 MODEL = "smollm2:135m"
 
 

@@ -45,7 +45,7 @@ def run_start_sh(tmp_path: Path, ollama_url: str | None, *args: str, **env: str)
     fake.write_text(FAKE_LLAMARADA)
     fake.chmod(0o755)
     log = tmp_path / "exec.log"
-    compose_env = compose_file.environment("api", {"LLAMARADA_API_KEYS": "test-key"})
+    compose_env = compose_file.environment("api", {"LLAMARADA_API_KEYS": "test-key-0123456789"})
     full_env = {
         **compose_env,
         # Host stand-ins for what the container has: its PATH, the package, the models folder.

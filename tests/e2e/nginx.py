@@ -64,8 +64,9 @@ class Nginx:
 
 
 @contextmanager
-def run_nginx(upstream: str, workdir: Path) -> Iterator[Nginx]:
-    """nginx in front of `upstream` (host:port) until the block ends."""
+def run_nginx(upstream: str, workdir: Path, *, connections: int = 256) -> Iterator[Nginx]:
+    """nginx in front of `upstream` (host:port) until the block ends; `connections` per worker
+    counts both sides of each proxied request (the load run needs more than the tests)."""
     binary = nginx_binary()
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -84,7 +85,7 @@ def run_nginx(upstream: str, workdir: Path) -> Iterator[Nginx]:
         worker_processes 1;
         pid {workdir}/nginx.pid;
         error_log {error_log} info;
-        events {{ worker_connections 256; }}
+        events {{ worker_connections {connections}; }}
         http {{
             include /etc/nginx/mime.types;
             default_type application/octet-stream;

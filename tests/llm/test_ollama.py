@@ -15,7 +15,7 @@ from app.core.errors import (
     UpstreamError,
     UpstreamUnavailable,
 )
-from app.llm.base import ChatRequest, Chunk, GenerateRequest
+from app.llm.base import ChatRequest, Chunk, GenerateRequest, Options
 from app.llm.ollama import OllamaBackend
 from app.main import create_app
 from tests.conftest import app_client, free_port
@@ -81,7 +81,9 @@ async def test_ollama_backend_lists_embeds_and_checks_a_real_upstream(upstream: 
         generated = [
             chunk
             async for chunk in backend.generate(
-                GenerateRequest(model="smollm2:135m", prompt="Hello", options={"num_predict": 4})
+                GenerateRequest(
+                    model="smollm2:135m", prompt="Hello", options=Options(num_predict=4)
+                )
             )
         ]
         assert generated[-1].done

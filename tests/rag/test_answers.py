@@ -11,6 +11,7 @@ import pytest
 from fastapi import FastAPI
 
 from app.config import Settings
+from app.core.auth import ANONYMOUS
 from app.llm.base import ChatRequest, Message
 from app.llm.completions import CachePolicy
 from app.main import create_app
@@ -159,7 +160,7 @@ async def test_rag_chat_answers_kb_model_with_sources(app: FastAPI) -> None:
     request = ChatRequest(
         model="kb:zoo", messages=[Message(role="user", content="What do llamas eat?")]
     )
-    reply = await rag.answers.rag_chat(request, CachePolicy())
+    reply = await rag.answers.rag_chat(request, CachePolicy(), caller=ANONYMOUS)
     assert isinstance(reply, KnowledgeReply)
     chunks = [chunk async for chunk in reply.chunks]
     text = "".join(chunk.content for chunk in chunks)
@@ -176,7 +177,7 @@ async def test_rag_chat_refuses_without_the_model(app: FastAPI, backend: Scripte
     request = ChatRequest(
         model="kb:zoo", messages=[Message(role="user", content="¿Quién pintó La Gioconda?")]
     )
-    reply = await rag.answers.rag_chat(request, CachePolicy())
+    reply = await rag.answers.rag_chat(request, CachePolicy(), caller=ANONYMOUS)
     text = "".join([chunk.content async for chunk in reply.chunks])
     assert "No encuentro la respuesta" in text
     assert backend.calls == calls
@@ -184,7 +185,7 @@ async def test_rag_chat_refuses_without_the_model(app: FastAPI, backend: Scripte
 
 async def test_list_kb_models_names_each_collection(app: FastAPI) -> None:
     rag: Rag = app.state.rag
-    models = await rag.answers.list_kb_models()
+    models = await rag.answers.list_kb_models(caller=ANONYMOUS)
     assert [m.name for m in models] == ["kb:zoo"]
     assert models[0].details["documents"] == 2
 

@@ -12,6 +12,7 @@ from chromadb.api import ClientAPI
 from chromadb.config import Settings as ChromaSettings
 
 from app.config import RagSettings
+from app.core.auth import ANONYMOUS
 from app.core.errors import UpstreamUnavailable
 from app.core.metrics import Metrics
 from app.rag.embeddings import MiniLMEmbedder
@@ -75,14 +76,14 @@ async def knowledge(tmp_path: Path) -> Any:
 
 
 async def test_ingest_failing_part_way_leaves_no_chunks(knowledge: KnowledgeBase) -> None:
-    await knowledge.create_collection(CollectionCreate(name="docs"))
+    await knowledge.create_collection(CollectionCreate(name="docs"), caller=ANONYMOUS)
     text = "".join(f"Sentence number {i} about llamas. " for i in range(40)).encode()
-    batch = await knowledge.prepare_upload("docs", [Upload("long.txt", text)])
+    batch = await knowledge.prepare_upload("docs", [Upload("long.txt", text)], caller=ANONYMOUS)
     assert len(batch.documents[0].chunks) > 10  # several batches of 5
 
     with pytest.raises(UpstreamUnavailable):
         await knowledge.index(batch)
 
-    collection = await knowledge.get_collection("docs")
+    collection = await knowledge.get_collection("docs", caller=ANONYMOUS)
     assert (collection.documents, collection.chunks) == (0, 0)
     assert await knowledge.store.get("docs") == []

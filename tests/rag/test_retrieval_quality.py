@@ -9,6 +9,7 @@ import pytest
 import pytest_asyncio
 
 from app.config import RagSettings
+from app.core.auth import ANONYMOUS
 from app.core.metrics import Metrics
 from app.rag.embeddings import MiniLMEmbedder
 from app.rag.schemas import CollectionCreate
@@ -27,8 +28,10 @@ async def knowledge(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[K
     knowledge = KnowledgeBase(
         ChromaStore.persistent(path), MiniLMEmbedder(), RagSettings(), Metrics()
     )
-    await knowledge.create_collection(CollectionCreate(name="corpus"))
-    await knowledge.index(await knowledge.prepare_upload("corpus", corpus_uploads()))
+    await knowledge.create_collection(CollectionCreate(name="corpus"), caller=ANONYMOUS)
+    await knowledge.index(
+        await knowledge.prepare_upload("corpus", corpus_uploads(), caller=ANONYMOUS)
+    )
     yield knowledge
     await knowledge.aclose()
 
@@ -52,12 +55,13 @@ async def test_retrieval_threshold_separates_answerable_from_not_in_documents(
     answerable, unanswerable = questions()
     floor = knowledge.settings.min_score
     kept = [
-        bool(await knowledge.retrieve("corpus", q.question, min_score=floor)) for q in answerable
+        bool(await knowledge.retrieve("corpus", q.question, min_score=floor, caller=ANONYMOUS))
+        for q in answerable
     ]
     leaked = [
         q.question
         for q in unanswerable
-        if await knowledge.retrieve("corpus", q.question, min_score=floor)
+        if await knowledge.retrieve("corpus", q.question, min_score=floor, caller=ANONYMOUS)
     ]
     with capsys.disabled():
         print(

@@ -8,11 +8,13 @@ model or the user to read goes out as a `ToolError`; any other exception is a bu
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
+
+from app.core.auth import Principal
 
 # A tool answers with text, or with a small JSON-able object the loop serialises.
 ToolResult = str | dict[str, Any]
@@ -45,6 +47,8 @@ class Tool:
     description: str
     parameters: dict[str, Any]
     function: ToolFunction = field(repr=False)
+    # Set for tools over the caller's own objects (knowledge_search): its function per caller.
+    for_caller: Callable[[Principal], ToolFunction] | None = field(default=None, repr=False)
     _validator: Draft202012Validator = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -53,6 +57,12 @@ class Tool:
         if self.parameters.get("type") != "object":
             raise ValueError(f"tool {self.name!r}: the parameters schema must be of type object")
         object.__setattr__(self, "_validator", Draft202012Validator(self.parameters))
+
+    def bound(self, caller: Principal) -> Tool:
+        """The tool as it runs for one caller (itself, for tools that touch nothing of theirs)."""
+        if self.for_caller is None:
+            return self
+        return replace(self, function=self.for_caller(caller))
 
     def definition(self) -> dict[str, Any]:
         """Return the function definition in the shape Ollama's and OpenAI's `tools` take."""

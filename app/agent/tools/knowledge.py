@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.agent.tools.base import Tool, ToolError
+from app.agent.tools.base import Tool, ToolError, ToolFunction, ToolResult
+from app.core.auth import Principal
 from app.core.errors import LlamaradaError
 from app.rag.schemas import SearchRequest
 from app.rag.service import KnowledgeBase
@@ -13,21 +14,27 @@ MAX_PASSAGE_CHARS = 600  # each passage fed back to the model; the loop caps the
 
 
 def knowledge_tool(knowledge: KnowledgeBase) -> Tool:
-    """The tool over the app's knowledge bases."""
+    """The tool over the knowledge bases of the caller it is `bound` to."""
 
-    async def search(arguments: dict[str, Any]) -> str:
-        name = arguments.get("collection") or await _only_collection(knowledge)
-        request = SearchRequest(query=arguments["query"], k=arguments.get("k", 3))
-        try:
-            found = await knowledge.search(name, request)
-        except LlamaradaError as exc:
-            raise ToolError(f"knowledge_search: {exc.message}") from None
-        if not found.results:
-            return f"No passage of {name!r} matches {request.query!r}."
-        return "\n\n".join(
-            f"[{index}] {hit.source}: {hit.text[:MAX_PASSAGE_CHARS]}"
-            for index, hit in enumerate(found.results, start=1)
-        )
+    def search_for(caller: Principal) -> ToolFunction:
+        async def search(arguments: dict[str, Any]) -> ToolResult:
+            name = arguments.get("collection") or await _only_collection(knowledge, caller)
+            request = SearchRequest(query=arguments["query"], k=arguments.get("k", 3))
+            try:
+                found = await knowledge.search(name, request, caller=caller)
+            except LlamaradaError as exc:
+                raise ToolError(f"knowledge_search: {exc.message}") from None
+            if not found.results:
+                return f"No passage of {name!r} matches {request.query!r}."
+            return "\n\n".join(
+                f"[{index}] {hit.source}: {hit.text[:MAX_PASSAGE_CHARS]}"
+                for index, hit in enumerate(found.results, start=1)
+            )
+
+        return search
+
+    async def unbound(arguments: dict[str, Any]) -> ToolResult:
+        raise ToolError("knowledge_search: no caller to search for")
 
     return Tool(
         name="knowledge_search",
@@ -45,14 +52,15 @@ def knowledge_tool(knowledge: KnowledgeBase) -> Tool:
             "required": ["query"],
             "additionalProperties": False,
         },
-        function=search,
+        function=unbound,
+        for_caller=search_for,
     )
 
 
-async def _only_collection(knowledge: KnowledgeBase) -> str:
-    """The collection to search when the model names none: the only one there is."""
+async def _only_collection(knowledge: KnowledgeBase, caller: Principal) -> str:
+    """The collection to search when the model names none: the caller's only one."""
     try:
-        names = [info.name for info in await knowledge.list_collections()]
+        names = [info.name for info in await knowledge.list_collections(caller=caller)]
     except LlamaradaError as exc:
         raise ToolError(f"knowledge_search: {exc.message}") from None
     if len(names) == 1:
