@@ -57,8 +57,9 @@ def main() -> int:
 
 Measured side by side in one run on {when}, {platform.machine()} with
 {_cores()} cores, Python {platform.python_version()}. Reproduce with `make bench`
-(`python -m bench`), which rewrites this file. Both sides of each ratio run interleaved in the
-same process, so the machine's load affects them alike; medians of every round.
+(`python -m bench`), which rewrites this file. Both sides of each ratio are measured in the same
+run, interleaved round by round where they can be, so the machine's load affects them alike;
+figures are medians unless marked p99. Servers run in their own processes, as clients meet them.
 
 | what | measured | ratio | note |
 | --- | --- | --- | --- |
@@ -145,7 +146,7 @@ def _rag_rows(ingest: dict[str, Any], search: dict[str, Any]) -> list[tuple[str,
             (
                 f"Hybrid search over {row['chunks']:,} chunks: query p50 / p99, Chroma recall@10",
                 f"{row['p50_ms']:.1f} / {row['p99_ms']:.1f} ms, recall "
-                f"{row['chroma_recall_at_10']:.3f}",
+                f"{row['chroma_recall_at_10']:.4f}",
                 "-",
                 "synthetic clustered vectors; real query embedding",
             )
