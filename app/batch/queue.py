@@ -48,9 +48,6 @@ class JobQueue(Protocol):
     async def submit(self, job_id: str, total: int) -> None:
         """Have the job's items run."""
 
-    async def depth(self) -> int:
-        """Items waiting to start."""
-
     async def aclose(self) -> None:
         """Stop and close."""
 
@@ -93,10 +90,6 @@ class InProcessQueue:
         for index in await self.runner.store.pending(job_id, started=False):
             self._waiting.put_nowait((job_id, index))
         self._on_depth(self._waiting.qsize())
-
-    async def depth(self) -> int:
-        """Items waiting to start."""
-        return self._waiting.qsize()
 
     async def aclose(self) -> None:
         """Stop every item in progress (embedded jobs end with the process)."""
@@ -191,11 +184,6 @@ class SaqJobQueue:
         """Queue the job's dispatch task."""
         async with guard():
             await self.queue.enqueue(dispatch_task(self.settings, job_id, total))
-
-    async def depth(self) -> int:
-        """Tasks waiting for a worker."""
-        async with guard():
-            return await self.queue.count("queued")
 
     async def aclose(self) -> None:
         """Close the queue's connections (Redis being down must not stop the app stopping)."""

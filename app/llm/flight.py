@@ -78,7 +78,3 @@ class Flight:
             self._subscribers -= 1
             if self._subscribers == 0 and not self.finished:
                 self._task.cancel()
-
-    async def wait_closed(self) -> None:
-        """Wait until the generation and `on_finish` are done."""
-        await asyncio.shield(self._task)
