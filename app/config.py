@@ -218,6 +218,11 @@ class Settings(BaseSettings):
     default_model: str = "smollm2:135m"
     cache_ttl: int = Field(default=3600, ge=0, description="seconds; 0 turns the cache off")
     cache_max_entries: int = Field(default=4096, ge=1, description="in-process cache size")
+    cache_scope: Literal["shared", "key"] = Field(
+        default="shared",
+        description="key: each API key gets its own cache entries, so a HIT never tells one "
+        "key what another asked",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     embedded: EmbeddedSettings = EmbeddedSettings()
     pool: PoolSettings = PoolSettings()

@@ -82,7 +82,12 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
         redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
         app.state.quotas = Quotas(settings.quota, redis_url)
         app.state.completions = CompletionService(
-            model_backend, cache, metrics, settings.limits, settings.default_model
+            model_backend,
+            cache,
+            metrics,
+            settings.limits,
+            settings.default_model,
+            cache_scope=settings.cache_scope,
         )
         http = httpx.AsyncClient()  # the agent's tools' client (Open-Meteo)
         app.state.rag = build_rag(settings, app.state.completions, metrics)

@@ -83,11 +83,15 @@ def decode_chunks(data: bytes) -> list[Chunk]:
     return [Chunk(**item) for item in json.loads(data)]
 
 
-def request_key(route: str, request: ChatRequest | GenerateRequest) -> str:
-    """The cache key: everything in the request that changes the output, nothing else."""
+def request_key(
+    route: str, request: ChatRequest | GenerateRequest, scope: str | None = None
+) -> str:
+    """The cache key: everything in the request that changes the output, and the key's scope."""
     inputs = request.model_dump(mode="json", exclude_none=True, exclude={"stream", "keep_alive"})
     if not inputs.get("options"):
         inputs.pop("options", None)
+    if scope is not None:
+        inputs["scope"] = scope
     return cache_key({"route": route, **inputs})
 
 
@@ -101,12 +105,15 @@ class CompletionService:
         metrics: Metrics,
         limits: LimitSettings,
         default_model: str,
+        *,
+        cache_scope: str = "shared",
     ) -> None:
         self.backend = backend
         self._cache = cache
         self._metrics = metrics
         self._limits = limits
         self._default_model = default_model
+        self._per_key = cache_scope == "key"
         self._flights: dict[str, Flight] = {}
         self._models: tuple[float, list[ModelInfo]] | None = None
 
@@ -124,7 +131,9 @@ class CompletionService:
         self._check_prompt_size(sum(len(m.content) for m in request.messages), "messages")
         resolved = await self._resolved(request.model, request.options, caller)
         request = request.model_copy(update=resolved)
-        return await self._serve("chat", request, lambda: self.backend.chat(request), policy)
+        return await self._serve(
+            "chat", request, lambda: self.backend.chat(request), policy, self._scope(caller)
+        )
 
     async def generate(
         self, request: GenerateRequest, policy: CachePolicy, *, caller: Principal | None = None
@@ -136,8 +145,16 @@ class CompletionService:
         resolved = await self._resolved(request.model, request.options, caller)
         request = request.model_copy(update=resolved)
         return await self._serve(
-            "generate", request, lambda: self.backend.generate(request), policy
+            "generate",
+            request,
+            lambda: self.backend.generate(request),
+            policy,
+            self._scope(caller),
         )
+
+    def _scope(self, caller: Principal | None) -> str | None:
+        """Whose cache entries a request may share: everyone's, or its key's own."""
+        return caller.name if self._per_key and caller is not None else None
 
     async def _load(
         self, model: str, keep_alive: str | float | None, caller: Principal | None
@@ -231,10 +248,11 @@ class CompletionService:
         request: ChatRequest | GenerateRequest,
         produce: Callable[[], AsyncGenerator[Chunk, None]],
         policy: CachePolicy,
+        scope: str | None,
     ) -> Reply:
         started = time.perf_counter()
         model = request.model
-        key = request_key(route, request)
+        key = request_key(route, request, scope)
         if logger.isEnabledFor(logging.DEBUG):  # prompts are the users' words: debug only
             prompt = request.model_dump(mode="json", include={"messages", "prompt", "system"})
             logger.debug("completion request", extra={"route": route, "model": model, **prompt})
