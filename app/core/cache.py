@@ -10,15 +10,15 @@ import contextlib
 import hashlib
 import json
 import logging
-import time
-from collections.abc import Mapping
-from typing import Any, NoReturn, Protocol, cast
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol, cast
 
 import redis.asyncio as aioredis
 from cachetools import TTLCache
 from redis.exceptions import RedisError
 
 from app.core.errors import CacheUnavailable
+from app.core.outage import Outage
 
 logger = logging.getLogger(__name__)
 
@@ -92,38 +92,37 @@ class RedisCache:
             url, socket_timeout=timeout, socket_connect_timeout=timeout, retry_on_timeout=False
         )
         self._ttl = ttl
-        self._retry_pause = retry_pause
-        self._retry_at = 0.0
-        self._down = False
+        self._outage = Outage(
+            logger,
+            "response cache unavailable, serving uncached",
+            "response cache available again",
+            retry_pause=retry_pause,
+        )
 
     async def get(self, key: str) -> bytes | None:
         """The stored value, or None."""
-        self._skip_while_down()
-        try:
-            value = cast(bytes | None, await self._client.get(key))
-        except (RedisError, OSError) as exc:
-            await self._drop_connections()
-            self._went_down(exc)
-        self._came_back()
-        return value
+        return cast(bytes | None, await self._call(lambda: self._client.get(key)))
 
     async def set(self, key: str, value: bytes) -> None:
         """Store a value for the TTL."""
-        self._skip_while_down()
-        try:
-            await self._client.set(key, value, ex=self._ttl)
-        except (RedisError, OSError) as exc:
-            await self._drop_connections()
-            self._went_down(exc)
-        self._came_back()
+        await self._call(lambda: self._client.set(key, value, ex=self._ttl))
 
     async def check(self) -> None:
         """Ping Redis, whatever the pause."""
+        await self._call(self._client.ping, pause=False)
+
+    async def _call(self, command: Callable[[], Awaitable[Any]], *, pause: bool = True) -> Any:
+        """Run a Redis command, or raise `CacheUnavailable` (at once while paused)."""
+        if pause and self._outage.pausing:
+            raise CacheUnavailable("redis is down")
         try:
-            await self._client.ping()
+            result = await command()
         except (RedisError, OSError) as exc:
-            self._went_down(exc)
-        self._came_back()
+            await self._drop_connections()
+            self._outage.failed(exc)
+            raise CacheUnavailable(str(exc)) from exc
+        self._outage.succeeded()
+        return result
 
     async def aclose(self) -> None:
         """Close the connection pool."""
@@ -134,21 +133,3 @@ class RedisCache:
         each failure pauses the cache again."""
         with contextlib.suppress(RedisError, OSError):
             await self._client.connection_pool.disconnect()
-
-    def _skip_while_down(self) -> None:
-        if self._down and time.monotonic() < self._retry_at:
-            raise CacheUnavailable("redis is down")
-
-    def _went_down(self, exc: Exception) -> NoReturn:
-        self._retry_at = time.monotonic() + self._retry_pause
-        if not self._down:
-            self._down = True
-            logger.warning(
-                "response cache unavailable, serving uncached", extra={"error": str(exc)}
-            )
-        raise CacheUnavailable(str(exc)) from exc
-
-    def _came_back(self) -> None:
-        if self._down:
-            self._down = False
-            logger.info("response cache available again")

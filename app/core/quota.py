@@ -28,6 +28,7 @@ from redis.exceptions import RedisError
 from app.config import QuotaSettings
 from app.core.auth import Principal
 from app.core.errors import QuotaExceeded
+from app.core.outage import Outage
 
 logger = logging.getLogger(__name__)
 
@@ -175,14 +176,17 @@ class Quotas:
         self._redis = RedisCounters(redis_url) if redis_url else None
         self._memory = MemoryCounters()
         self._clock = clock
-        self._retry_pause = retry_pause
-        self._retry_at = 0.0
-        self._down = False
+        self._outage = Outage(
+            logger,
+            "quota store unavailable, counting in this process",
+            "quota store available again",
+            retry_pause=retry_pause,
+        )
 
     @property
     def name(self) -> str:
         """Where the counts live now."""
-        return "redis" if self._redis is not None and not self._down else "memory"
+        return "redis" if self._redis is not None and not self._outage.down else "memory"
 
     def limits(self, caller: Principal) -> tuple[int, int]:
         """The caller's requests and tokens per minute (0: no limit)."""
@@ -227,26 +231,13 @@ class Quotas:
 
     async def _call(self, work: Callable[[Counters], Awaitable[T]]) -> T:
         """Run `work` on Redis, or on this process's counters while Redis is down."""
-        if self._redis is not None and (not self._down or time.monotonic() >= self._retry_at):
+        if self._redis is not None and not self._outage.pausing:
             try:
                 result = await work(self._redis)
             except (RedisError, OSError) as exc:
                 await self._redis.drop_connections()
-                self._went_down(exc)
+                self._outage.failed(exc)
             else:
-                self._came_back()
+                self._outage.succeeded()
                 return result
         return await work(self._memory)
-
-    def _went_down(self, exc: Exception) -> None:
-        self._retry_at = time.monotonic() + self._retry_pause
-        if not self._down:
-            self._down = True
-            logger.warning(
-                "quota store unavailable, counting in this process", extra={"error": str(exc)}
-            )
-
-    def _came_back(self) -> None:
-        if self._down:
-            self._down = False
-            logger.info("quota store available again")
