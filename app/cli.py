@@ -52,16 +52,24 @@ def server_options(settings: Settings, host: str, port: int, workers: int) -> di
     }
 
 
-def serve(args: argparse.Namespace) -> int:
-    """Run the API under uvicorn."""
-    import uvicorn
-
+def _configured() -> Settings | None:
+    """The settings with logging set up, or None once it is said which variable is wrong."""
     try:
         settings = load_settings()
     except ConfigError as exc:
         print(f"llamarada: {exc}", file=sys.stderr)
-        return 2
+        return None
     configure_logging(settings.log_level)
+    return settings
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run the API under uvicorn."""
+    import uvicorn
+
+    settings = _configured()
+    if settings is None:
+        return 2
     host = args.host or ("0.0.0.0" if settings.auth_enabled else "127.0.0.1")
     if not settings.auth_enabled and host not in LOOPBACK:
         logger.warning(
@@ -90,12 +98,9 @@ def worker(args: argparse.Namespace) -> int:
     """Run a batch worker: items from the Redis queue, /metrics on its own port."""
     from app.batch.build import batch_redis_url
 
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        print(f"llamarada: {exc}", file=sys.stderr)
+    settings = _configured()
+    if settings is None:
         return 2
-    configure_logging(settings.log_level)
     if batch_redis_url(settings) is None:
         print(
             "llamarada worker: set LLAMARADA_REDIS_URL; without Redis the API runs batch jobs "

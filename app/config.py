@@ -23,6 +23,13 @@ ENV_PREFIX = "LLAMARADA_"
 DEFAULT_ALLOWED_HOSTS = ["localhost", "127.0.0.1", "[::1]"]
 
 
+def http_url(url: str) -> str:
+    """An http(s) base URL without its trailing slash, or ValueError."""
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"{url!r} is not an http(s) URL")
+    return url.rstrip("/")
+
+
 class ConfigError(Exception):
     """The environment holds a value Llamarada cannot start with."""
 
@@ -110,9 +117,7 @@ class AgentSettings(BaseModel):
     @field_validator("openmeteo_geocoding_url", "openmeteo_forecast_url")
     @classmethod
     def _check_url(cls, url: str) -> str:
-        if not url.startswith(("http://", "https://")):
-            raise ValueError(f"{url!r} is not an http(s) URL")
-        return url.rstrip("/")
+        return http_url(url)
 
 
 class RagSettings(BaseModel):
@@ -283,10 +288,7 @@ class Settings(BaseSettings):
     def _check_urls(cls, urls: list[str]) -> list[str]:
         if not urls:
             raise ValueError("at least one URL is needed")
-        for url in urls:
-            if not url.startswith(("http://", "https://")):
-                raise ValueError(f"{url!r} is not an http(s) URL")
-        return [url.rstrip("/") for url in urls]
+        return [http_url(url) for url in urls]
 
     @field_validator("redis_url")
     @classmethod
