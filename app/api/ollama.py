@@ -95,7 +95,7 @@ async def embed(
     if body.dimensions:
         vectors = [vector[: body.dimensions] for vector in vectors]
     return {
-        "model": await completions.resolve_model(body.model),
+        "model": result.model,
         "embeddings": vectors,
         "total_duration": time.perf_counter_ns() - started,
         "load_duration": 0,

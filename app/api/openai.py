@@ -101,7 +101,7 @@ async def embeddings(
     return {
         "object": "list",
         "data": data,
-        "model": await completions.resolve_model(body.model),
+        "model": result.model,
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }
 

@@ -145,6 +145,7 @@ class Embeddings:
 
     vectors: list[list[float]]
     prompt_eval_count: int = 0
+    model: str = ""  # the full name of the model that made them, set by the pipeline
 
 
 @dataclass

@@ -216,7 +216,7 @@ class CompletionService:
             self._finish(model, started, error=error)
         self._metrics.tokens.labels(model=model, kind="prompt").inc(result.prompt_eval_count)
         record_tokens(result.prompt_eval_count)
-        return result
+        return replace(result, model=model)
 
     async def show(self, model: str, *, caller: Principal | None = None) -> dict[str, Any]:
         """What the backend says about a model it serves."""
