@@ -4,9 +4,8 @@
 health check runs `python -m app.bootstrap probe URL`. The standard library's HTTP client is
 enough here, and keeps this step free of the event loop the server will own.
 
-Read from the environment besides the settings: `LLAMARADA_PULL_MODELS` (comma-separated;
-default the default model), `LLAMARADA_MODELS_DIR` (default `models`) and `OLLAMA_WAIT_TIMEOUT`
-(seconds, default 120).
+Its settings, like every other: `LLAMARADA_PULL_MODELS` (comma-separated; default the default
+model), `LLAMARADA_MODELS_DIR` (default `models`) and `OLLAMA_WAIT_TIMEOUT` (seconds, default 120).
 """
 
 import hashlib
@@ -21,11 +20,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
-from app.config import ConfigError, load_settings
+from app.core.config import ConfigError, load_settings
 from app.core.logging import configure_logging
-from app.modelfile import Modelfile, ModelfileError, is_local_path, load_models, read_modelfile
+from app.llm.modelfile import Modelfile, ModelfileError, is_local_path, load_models, read_modelfile
 
-ENV_VARS: Final = ("LLAMARADA_PULL_MODELS", "LLAMARADA_MODELS_DIR", "OLLAMA_WAIT_TIMEOUT")
+# Variables outside the LLAMARADA_ prefix that its settings read too (Ollama's own name).
+ENV_VARS: Final = ("OLLAMA_WAIT_TIMEOUT",)
 DEFAULT_WAIT_TIMEOUT: Final = 120.0
 log = logging.getLogger("llamarada.bootstrap")
 # Ollama is on the container network: never send it through an HTTP proxy from the environment.
@@ -219,12 +219,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
         configure_logging(settings.log_level)
-        pull = [m.strip() for m in os.environ.get("LLAMARADA_PULL_MODELS", "").split(",")]
         prepare_ollama(
             settings.ollama_urls,
-            pull=[m for m in pull if m] or [settings.default_model],
-            models_dir=Path(os.environ.get("LLAMARADA_MODELS_DIR", "models")),
-            wait_timeout=float(os.environ.get("OLLAMA_WAIT_TIMEOUT", DEFAULT_WAIT_TIMEOUT)),
+            pull=settings.pull_models or [settings.default_model],
+            models_dir=settings.models_dir,
+            wait_timeout=settings.ollama_wait_timeout,
         )
     except (BootstrapError, ConfigError, ModelfileError, ValueError) as exc:
         log.error("start-up failed", extra={"error": str(exc)})

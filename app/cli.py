@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from app.config import ConfigError, Settings, load_settings
+from app.core.config import ConfigError, Settings, load_settings
 from app.core.logging import configure_logging, logging_config
 
 logger = logging.getLogger("app.cli")
@@ -180,7 +180,7 @@ def finetune_prepare(args: argparse.Namespace) -> int:
 def models_create(args: argparse.Namespace) -> int:
     """Create an Ollama model from a Modelfile on the configured Ollama servers."""
     from app.bootstrap import BootstrapError, create_model_from_file
-    from app.modelfile import ModelfileError
+    from app.llm.modelfile import ModelfileError
 
     try:
         create_model_from_file(load_settings().ollama_urls, args.name, args.file)

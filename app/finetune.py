@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal, cast, get_args
 
-from app.modelfile import read_modelfile
+from app.llm.modelfile import read_modelfile
 
 TemplateName = Literal["llama3", "chatml"]
 TokenCounter = Callable[[str], int]

@@ -11,53 +11,23 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app import __version__
-from app.agent.service import build_agent
+from app.agent.build import build_agent
 from app.api import agent, batch, health, ollama, openai, openai_batch, rag
 from app.api.access import AccessMiddleware, HostCheckMiddleware
 from app.api.errors import ERROR_RESPONSES, install_error_handlers
 from app.api.frontend import mount_frontend
 from app.api.middleware import BodyLimitMiddleware, JsonBodyMiddleware, RequestContextMiddleware
 from app.batch.build import build_batch
-from app.config import Settings, load_settings
 from app.core.auth import build_key_ring
-from app.core.cache import MemoryCache, RedisCache, ResponseCache
+from app.core.cache import build_cache
+from app.core.config import Settings, load_settings
 from app.core.metrics import Metrics, mark_worker_dead
 from app.core.quota import Quotas
 from app.llm.base import Backend
-from app.llm.completions import CompletionService
+from app.llm.build import build_backend, build_completions
 from app.rag.build import build_rag
 
 logger = logging.getLogger(__name__)
-
-
-def build_backend(settings: Settings, metrics: Metrics) -> Backend:
-    """The model backend the settings ask for."""
-    if settings.llm_backend == "ollama":
-        from app.llm.pool import OllamaPool
-
-        return OllamaPool(
-            settings.ollama_urls,
-            settings.pool,
-            metrics,
-            connect_timeout=settings.ollama_connect_timeout,
-            read_timeout=settings.ollama_read_timeout,
-        )
-    from app.llm.aliases import AliasedBackend
-    from app.llm.embedded import EmbeddedBackend
-    from app.modelfile import load_models
-
-    gauge = metrics.queue_waiting.labels(backend="embedded")
-    embedded = EmbeddedBackend(settings.embedded, on_waiting=gauge.set)
-    return AliasedBackend(embedded, load_models(settings.models_dir))
-
-
-def build_cache(settings: Settings) -> ResponseCache | None:
-    """Redis when configured, in-process otherwise; None when the TTL is 0."""
-    if settings.cache_ttl == 0:
-        return None
-    if settings.redis_url is not None:
-        return RedisCache(settings.redis_url.get_secret_value(), settings.cache_ttl)
-    return MemoryCache(settings.cache_ttl, settings.cache_max_entries)
 
 
 def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI:
@@ -81,20 +51,13 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
         app.state.cache = cache
         redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
         app.state.quotas = Quotas(settings.quota, redis_url)
-        app.state.completions = CompletionService(
-            model_backend,
-            cache,
-            metrics,
-            settings.limits,
-            settings.default_model,
-            cache_scope=settings.cache_scope,
-        )
+        completions = build_completions(settings, model_backend, cache, metrics)
+        app.state.completions = completions
         http = httpx.AsyncClient()  # the agent's tools' client (Open-Meteo)
-        app.state.rag = build_rag(settings, app.state.completions, metrics)
-        app.state.agent = build_agent(
-            settings, app.state.completions, http, metrics, app.state.rag.knowledge
-        )
-        app.state.batch = build_batch(settings, app.state.completions, metrics)
+        app.state.rag = build_rag(settings, completions, metrics)
+        app.state.chat = app.state.rag.chat
+        app.state.agent = build_agent(settings, completions, http, metrics, app.state.rag.knowledge)
+        app.state.batch = build_batch(settings, app.state.chat, metrics)
         logger.info(
             "llamarada started",
             extra={

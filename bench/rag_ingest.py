@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from app.config import RagSettings
 from app.core.auth import ANONYMOUS
+from app.core.config import RagSettings
 from app.core.metrics import Metrics
 from app.rag.embeddings import MiniLMEmbedder
 from app.rag.ingest import Upload

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from app.config import RagSettings
 from app.core.auth import ANONYMOUS
+from app.core.config import RagSettings
 from app.core.metrics import Metrics
 from app.rag.embeddings import MiniLMEmbedder
 from app.rag.lexical import LexicalIndex, terms

@@ -16,7 +16,7 @@ import redis
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
-from app.config import Settings
+from app.core.config import Settings
 
 
 def free_port() -> int:

@@ -30,12 +30,13 @@ from typing import Any, Literal
 from app.agent.calling import NativeToolCalling, ReactToolCalling, ToolCalling, Turn
 from app.agent.steps import Step, StepRunner, short_name
 from app.agent.tools.base import Tool
-from app.config import AgentSettings
-from app.core.auth import ANONYMOUS, Principal
+from app.core.auth import Principal
+from app.core.cache import CachePolicy
+from app.core.config import AgentSettings
 from app.core.errors import InvalidRequest, LlamaradaError
 from app.core.metrics import Metrics
 from app.llm.base import ChatRequest, Message, Options
-from app.llm.completions import CachePolicy, CompletionService
+from app.llm.completions import CompletionService
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class AgentTask:
     model: str = ""
     tools: Sequence[str] | None = None
     max_steps: int | None = None
-    caller: Principal = ANONYMOUS
+    caller: Principal = field(kw_only=True)
 
 
 @dataclass
@@ -234,7 +235,7 @@ class AgentService:
                 temperature=0, num_predict=self._settings.max_step_tokens, stop=run.calling.stop
             ),
         )
-        reply = await self._completions.chat(request, run.policy)
+        reply = await self._completions.chat(request, run.policy, caller=run.task.caller)
         text: list[str] = []
         calls: list[dict[str, Any]] = []
         chunks = reply.chunks

@@ -2,38 +2,21 @@
 
 from __future__ import annotations
 
-import json
-import logging
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from fastapi.responses import Response, StreamingResponse
 
 from app.agent.loop import AgentEvent, AgentResult, AgentTask
+from app.agent.schemas import AgentRequest
 from app.api.deps import AgentDep, CachePolicyDep, PrincipalDep
 from app.api.errors import streamed
-from app.config import MAX_AGENT_STEPS
-from app.core.errors import LlamaradaError
+from app.api.responses import JSON
+from app.api.routing import JsonBodyRoute
+from app.wire.stream import NDJSON, ndjson
 
-router = APIRouter(tags=["agent"])
-logger = logging.getLogger(__name__)
-
-NDJSON = "application/x-ndjson"
-ToolName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-
-
-class AgentRequest(BaseModel):
-    """A question for the agent; `tools` names the tools it may use (default: all)."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    input: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
-    model: str = Field(default="", max_length=256)
-    tools: list[ToolName] | None = Field(default=None, max_length=32)
-    max_steps: int | None = Field(default=None, ge=1, le=MAX_AGENT_STEPS)
-    stream: bool = False
+router = APIRouter(tags=["agent"], route_class=JsonBodyRoute)
 
 
 @router.post(
@@ -43,37 +26,26 @@ async def run_agent(
     body: AgentRequest, agent: AgentDep, policy: CachePolicyDep, caller: PrincipalDep
 ) -> Response:
     """Answer a question with tools: the output and every step (NDJSON when `stream`)."""
-    task = AgentTask(body.input, body.model, body.tools, body.max_steps, caller)
+    task = AgentTask(body.input, body.model, body.tools, body.max_steps, caller=caller)
     if not body.stream:
-        return JSONResponse((await agent.run(task, policy)).to_json())
+        return JSON((await agent.run(task, policy)).to_json())
     events = agent.stream(task, policy)
     first = await anext(events)  # errors before the first step keep their HTTP status
-    return StreamingResponse(_ndjson(first, events), media_type=NDJSON)
+    return StreamingResponse(ndjson(_lines(first, events)), media_type=NDJSON)
 
 
-async def _ndjson(
+async def _lines(
     first: AgentEvent, rest: AsyncGenerator[AgentEvent, None]
-) -> AsyncIterator[bytes]:
-    """A `step` line per tool call, then the `answer` line; a late error is an `error` line."""
+) -> AsyncIterator[dict[str, Any]]:
+    """A `step` line per tool call, then the `answer` line."""
     try:
         yield _line(first)
         async for event in rest:
             yield _line(event)
-    except LlamaradaError as exc:
-        yield _json({"type": "error", "error": {"type": exc.error_type, "message": exc.message}})
-    except Exception:
-        logger.exception("agent stream failed")
-        error = {"type": "internal_error", "message": "internal error; see the server log"}
-        yield _json({"type": "error", "error": error})
     finally:
         await rest.aclose()
 
 
-def _line(event: AgentEvent) -> bytes:
-    if isinstance(event, AgentResult):
-        return _json({"type": "answer", **event.to_json()})
-    return _json({"type": "step", **event.to_json()})
-
-
-def _json(data: dict[str, Any]) -> bytes:
-    return json.dumps(data, ensure_ascii=False).encode() + b"\n"
+def _line(event: AgentEvent) -> dict[str, Any]:
+    kind = "answer" if isinstance(event, AgentResult) else "step"
+    return {"type": kind, **event.to_json()}

@@ -6,23 +6,24 @@ import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from app.api.deps import PrincipalDep
+from app.api.deps import BatchDep, PrincipalDep
 from app.api.errors import streamed
+from app.api.routing import JsonBodyRoute
 from app.batch.build import Batch
 from app.batch.inputs import ParsedInput, from_json_list, from_jsonl
-from app.batch.models import BatchRequest, JobKind, JobRecord, JobStatus
+from app.batch.records import BatchRequest, JobKind, JobRecord, JobStatus
 from app.core.auth import Principal
 from app.core.errors import InvalidRequest
+from app.wire.stream import NDJSON
 
-router = APIRouter(prefix="/api/batch", tags=["batch"])
+router = APIRouter(prefix="/api/batch", tags=["batch"], route_class=JsonBodyRoute)
 
 JOBS_PREFIX = "/api/batch/jobs"  # bodies here get the upload limit, not the JSON one
-NDJSON = "application/x-ndjson"
 JSONL_TYPES = ("application/x-ndjson", "application/jsonl", "application/jsonlines")
 STATUS = {  # the five statuses clients see; the transient ones fold into them
     JobStatus.QUEUED: "queued",
@@ -49,15 +50,6 @@ _JOB_BODY: dict[str, Any] = {
         }
     }
 }
-
-
-def get_batch(request: Request) -> Batch:
-    """The batch services the lifespan built."""
-    batch: Batch = request.app.state.batch
-    return batch
-
-
-BatchDep = Annotated[Batch, Depends(get_batch)]
 
 
 @router.post("")
@@ -142,9 +134,7 @@ async def _submit_json(data: bytes, batch: BatchDep, model: str, caller: Princip
     try:
         body = BatchRequest.model_validate(value)
     except ValidationError as exc:
-        problem = exc.errors()[0]
-        where = ".".join(str(part) for part in problem["loc"]) or None
-        raise InvalidRequest(problem["msg"], field=where) from None
+        raise InvalidRequest.from_validation(exc) from None
     return await batch.jobs.submit_request(body, caller=caller)
 
 

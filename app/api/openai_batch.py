@@ -6,29 +6,16 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.batch import BatchDep
-from app.api.deps import PrincipalDep
+from app.api.deps import BatchDep, PrincipalDep
 from app.api.errors import streamed
-from app.batch.models import FileRecord, JobRecord
-from app.batch.openai_format import COMPLETION_WINDOW, batch_object, file_object
+from app.api.routing import JsonBodyRoute
+from app.batch.openai_format import BatchCreate, batch_object, file_object
+from app.batch.records import FileRecord, JobRecord
 
-router = APIRouter(prefix="/v1", tags=["openai"])
+router = APIRouter(prefix="/v1", tags=["openai"], route_class=JsonBodyRoute)
 
 FILES_PREFIX = "/v1/files"  # bodies here get the upload limit, not the JSON one
-
-
-class BatchCreate(BaseModel):
-    """`POST /v1/batches`."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    input_file_id: str = Field(min_length=1, max_length=256)
-    endpoint: str
-    completion_window: str = COMPLETION_WINDOW
-    metadata: dict[str, str] | None = Field(default=None, max_length=16)
-    output_expires_after: dict[str, Any] | None = None
 
 
 @router.post("/files")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,7 +13,9 @@ from starlette.datastructures import UploadFile
 
 from app.api.deps import CachePolicyDep, PrincipalDep, RagDep
 from app.api.errors import streamed
-from app.core.errors import InvalidRequest, LlamaradaError
+from app.api.responses import JSON
+from app.api.routing import JsonBodyRoute
+from app.core.errors import InvalidRequest
 from app.rag.build import Rag
 from app.rag.ingest import Upload
 from app.rag.schemas import (
@@ -30,12 +31,12 @@ from app.rag.schemas import (
     UploadResult,
 )
 from app.rag.service import Batch
+from app.wire.stream import NDJSON, ndjson
 
-router = APIRouter(prefix="/api/rag", tags=["rag"])
+router = APIRouter(prefix="/api/rag", tags=["rag"], route_class=JsonBodyRoute)
 logger = logging.getLogger(__name__)
 
 UPLOAD_PREFIX = "/api/rag/collections/"  # bodies here get the upload limit, not the JSON one
-NDJSON = "application/x-ndjson"
 _UPLOAD_BODY: dict[str, Any] = {
     "requestBody": {
         "content": {
@@ -106,7 +107,7 @@ async def upload_documents(
     """Add files (multipart parts named `files`) or JSON text; `?stream=true` streams progress."""
     batch = await _read_batch(name, request, rag, caller)
     if stream:
-        return StreamingResponse(_ingest_lines(rag, batch), media_type=NDJSON)
+        return StreamingResponse(ndjson(_ingest_events(rag, batch)), media_type=NDJSON)
     result = await rag.knowledge.index(batch)
     return JSONResponse(result.model_dump(mode="json"), status_code=201)
 
@@ -153,9 +154,9 @@ async def query(
     headers = {"X-Cache": started.cache.value}
     if body.stream:
         events = rag.answers.events(started)
-        return StreamingResponse(_lines(events), media_type=NDJSON, headers=headers)
+        return StreamingResponse(ndjson(events), media_type=NDJSON, headers=headers)
     answer = await rag.answers.collect(started)
-    return JSONResponse(answer.model_dump(mode="json"), headers=headers)
+    return JSON(answer.model_dump(mode="json"), headers=headers)
 
 
 async def _read_batch(name: str, request: Request, rag: RagDep, caller: PrincipalDep) -> Batch:
@@ -166,9 +167,7 @@ async def _read_batch(name: str, request: Request, rag: RagDep, caller: Principa
         try:
             body = TextUpload.model_validate_json(await request.body())
         except ValidationError as exc:
-            problem = exc.errors()[0]
-            where = ".".join(str(part) for part in problem["loc"]) or "body"
-            raise InvalidRequest(problem["msg"], field=where) from None
+            raise InvalidRequest.from_validation(exc) from None
         return await rag.knowledge.prepare_texts(name, body, caller=caller)
     if kind != "multipart/form-data":
         raise InvalidRequest("send multipart/form-data with parts named 'files', or JSON text")
@@ -182,24 +181,6 @@ async def _read_batch(name: str, request: Request, rag: RagDep, caller: Principa
     return await rag.knowledge.prepare_upload(name, uploads, caller=caller)
 
 
-async def _ingest_lines(rag: Rag, batch: Batch) -> AsyncIterator[bytes]:
-    async def events() -> AsyncIterator[dict[str, Any]]:
-        async for event in rag.knowledge.index_events(batch):
-            yield event.model_dump(mode="json", exclude_none=True)
-
-    async for line in _lines(events()):
-        yield line
-
-
-async def _lines(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
-    """One JSON object per line; an error after the first byte becomes an `error` event."""
-    try:
-        async for event in events:
-            yield json.dumps(event, ensure_ascii=False).encode() + b"\n"
-    except LlamaradaError as exc:
-        error = {"type": exc.error_type, "message": exc.message}
-        yield json.dumps({"event": "error", "error": error}).encode() + b"\n"
-    except Exception:
-        logger.exception("stream failed")
-        error = {"type": "internal_error", "message": "internal error; see the server log"}
-        yield json.dumps({"event": "error", "error": error}).encode() + b"\n"
+async def _ingest_events(rag: Rag, batch: Batch) -> AsyncIterator[dict[str, Any]]:
+    async for event in rag.knowledge.index_events(batch):
+        yield event.model_dump(mode="json", exclude_none=True)

@@ -11,9 +11,9 @@ from app.batch.queue import InProcessQueue, JobQueue, SaqJobQueue
 from app.batch.redis_store import RedisBatchStore
 from app.batch.runner import JobRunner
 from app.batch.store import BatchStore, MemoryBatchStore
-from app.config import Settings
+from app.core.config import Settings
 from app.core.metrics import Metrics
-from app.llm.completions import CompletionService
+from app.rag.chat import ChatService
 
 
 @dataclass
@@ -37,14 +37,14 @@ def batch_redis_url(settings: Settings) -> str | None:
     return url.get_secret_value() if url else None
 
 
-def build_batch(settings: Settings, completions: CompletionService, metrics: Metrics) -> Batch:
+def build_batch(settings: Settings, chat: ChatService, metrics: Metrics) -> Batch:
     """Jobs on Redis for `llamarada worker` processes, or run by this process without Redis."""
     config = settings.batch
     url = batch_redis_url(settings)
     store: BatchStore = (
         RedisBatchStore(url, config.retention) if url else MemoryBatchStore(config.retention)
     )
-    runner = JobRunner(store, ItemRunner(completions, config), config, metrics)
+    runner = JobRunner(store, ItemRunner(chat, config), config, metrics)
     queue: JobQueue
     if url:
         queue = SaqJobQueue(url, config, settings.log_level)

@@ -10,10 +10,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from app.api.openai_schema import ChatCompletionRequest
-from app.batch.models import BatchItem, BatchRequest, chat_item, prompt_messages
+from app.batch.records import BatchItem, BatchRequest, chat_item, prompt_messages
 from app.core.errors import InvalidRequest, PayloadTooLarge
 from app.llm.base import Message, Options
+from app.wire.openai import ChatCompletionRequest
 
 _CUSTOM_ID = re.compile(r'"custom_id"\s*:\s*"([^"\\]{1,512})"')
 
@@ -163,8 +163,4 @@ def _custom_id(value: Any) -> str | None:
 
 
 def _invalid(exc: ValidationError, number: int) -> InvalidRequest:
-    problem = exc.errors()[0]
-    where = ".".join(str(part) for part in problem["loc"])
-    return InvalidRequest(
-        problem["msg"], field=f"line {number}: {where}" if where else f"line {number}"
-    )
+    return InvalidRequest.from_validation(exc, f"line {number}")

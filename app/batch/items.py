@@ -9,13 +9,15 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from app.api.ollama import merge_chunks
-from app.api.openai_schema import ChatCompletionRequest
-from app.batch.models import BatchItem, Outcome
-from app.config import BatchSettings
+from app.batch.records import BatchItem, Outcome
+from app.core.auth import Principal
+from app.core.cache import DEFAULT_POLICY, CacheStatus
+from app.core.config import BatchSettings
 from app.core.errors import InvalidRequest, LlamaradaError, Overloaded, UpstreamUnavailable
-from app.llm.base import ChatRequest, Chunk
-from app.llm.completions import CachePolicy, CacheStatus, CompletionService, Reply
+from app.llm.base import ChatRequest, Chunk, merge_chunks
+from app.llm.completions import Reply
+from app.rag.chat import ChatService
+from app.wire.openai import ChatCompletionRequest
 
 MAX_RETRY_WAIT = 30.0  # seconds, however long a Retry-After asks for
 
@@ -32,6 +34,7 @@ class Answer:
     model: str
     merged: Chunk
     cache: CacheStatus
+    sources: list[dict[str, Any]] | None = None  # a knowledge-base answer's passages
 
 
 class LineFormat(Protocol):
@@ -71,6 +74,8 @@ class NativeLines:
             line["thinking"] = merged.thinking
         if merged.tool_calls:
             line["tool_calls"] = merged.tool_calls
+        if answer.sources is not None:
+            line["sources"] = answer.sources
         return line
 
     def failed(self, index: int, item: BatchItem | None, error: LlamaradaError) -> dict[str, Any]:
@@ -107,17 +112,18 @@ class NativeLines:
 class ItemRunner:
     """Answers items, retrying those the backend turned away as overloaded or unavailable."""
 
-    def __init__(self, completions: CompletionService, settings: BatchSettings) -> None:
-        self.completions = completions
+    def __init__(self, chat: ChatService, settings: BatchSettings) -> None:
+        self.chat = chat
         self.settings = settings
 
-    async def answer(self, item: BatchItem) -> Answer:
-        """The item's whole answer, or the LlamaradaError it ended with."""
+    async def answer(self, item: BatchItem, *, caller: Principal) -> Answer:
+        """The item's whole answer for the caller that submitted it, or the LlamaradaError it
+        ended with."""
         retries = self.settings.item_retries
         for attempt in range(retries + 1):
             try:
                 async with asyncio.timeout(self.settings.item_timeout):
-                    return await self._answer_once(item)
+                    return await self._answer_once(item, caller)
             except (Overloaded, UpstreamUnavailable) as exc:
                 if attempt == retries:
                     raise
@@ -129,19 +135,15 @@ class ItemRunner:
                 ) from None
         raise AssertionError("unreachable")
 
-    async def _answer_once(self, item: BatchItem) -> Answer:
-        policy = CachePolicy()
-        reply: Reply
+    async def _answer_once(self, item: BatchItem, caller: Principal) -> Answer:
         try:
             if item.route == "chat":
-                reply = await self.completions.chat(ChatRequest.model_validate(item.body), policy)
+                request = ChatRequest.model_validate(item.body)
             else:
                 body = ChatCompletionRequest.model_validate(item.body)
                 request = body.to_chat_request().model_copy(update={"stream": False})
-                reply = await self.completions.chat(request, policy)
         except ValidationError as exc:
-            problem = exc.errors()[0]
-            where = ".".join(str(part) for part in problem["loc"]) or "body"
-            raise InvalidRequest(problem["msg"], field=where) from None
+            raise InvalidRequest.from_validation(exc) from None
+        reply: Reply = await self.chat.chat(request, DEFAULT_POLICY, caller=caller)
         merged = merge_chunks([chunk async for chunk in reply.chunks])
-        return Answer(reply.model, merged, reply.cache)
+        return Answer(reply.model, merged, reply.cache, reply.sources)

@@ -12,12 +12,12 @@ from typing import Any
 
 from app.batch.inputs import ParsedInput, from_request
 from app.batch.items import NativeLines
-from app.batch.models import BatchRequest, JobKind, JobRecord, JobStatus, Outcome
 from app.batch.queue import JobQueue
+from app.batch.records import BatchRequest, JobKind, JobRecord, JobStatus, Outcome
 from app.batch.runner import FORMATS, JobRunner
 from app.batch.store import BatchStore
-from app.config import BatchSettings
 from app.core.auth import Principal
+from app.core.config import BatchSettings
 from app.core.errors import InvalidRequest, LlamaradaError, ModelNotFound, NotFound, PayloadTooLarge
 from app.core.metrics import Metrics
 
@@ -62,7 +62,7 @@ class BatchService:
         if not items:
             raise InvalidRequest("needs at least one item", field=_items_field(body))
         concurrency = self._concurrency(body)
-        model = await self.runner.items.completions.resolve_model(body.model, caller=caller)
+        model = await self.runner.items.chat.resolve_model(body.model, caller=caller)
         slots = asyncio.Semaphore(concurrency)
         lines = NativeLines()
 
@@ -70,7 +70,7 @@ class BatchService:
             item = items[index].model_copy(update={"body": {**items[index].body, "model": model}})
             async with slots:
                 try:
-                    answer = await self.runner.items.answer(item)
+                    answer = await self.runner.items.answer(item, caller=caller)
                 except LlamaradaError as exc:
                     self.metrics.batch_items.labels(status=Outcome.FAILED.value).inc()
                     return lines.failed(index, item, exc)
@@ -84,7 +84,7 @@ class BatchService:
         self._concurrency(body)
         if body.prompts == [] or body.messages_list == []:
             raise InvalidRequest("needs at least one item", field=_items_field(body))
-        model = await self.runner.items.completions.resolve_model(body.model, caller=caller)
+        model = await self.runner.items.chat.resolve_model(body.model, caller=caller)
         parsed = from_request(body.model_copy(update={"model": model}))
         return await self.submit(parsed, JobKind.NATIVE, {"model": model}, caller=caller)
 
@@ -113,6 +113,7 @@ class BatchService:
             expires_at=now + self.settings.completion_window,
             meta=meta,
             owner=caller.name,
+            grants=JobRecord.grants_of(caller),
         )
         items = {index: item.model_dump_json() for index, item in parsed.items.items()}
         job = await self.store.create_job(job, items, failed)
@@ -183,10 +184,10 @@ class BatchService:
         """Forbidden when an item names a model the caller's key may not use."""
         if caller.models is None:
             return
-        completions = self.runner.items.completions
+        chat = self.runner.items.chat
         for name in sorted({str(item.body.get("model") or "") for item in parsed.items.values()}):
             try:
-                await completions.resolve_model(name, caller=caller)
+                await chat.resolve_model(name, caller=caller)
             except ModelNotFound:  # not served: the item fails when it runs, if the key may ask
                 caller.require_model(name)
 

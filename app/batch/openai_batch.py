@@ -9,7 +9,6 @@ from typing import Any
 
 from app.batch.inputs import from_openai_jsonl
 from app.batch.jobs import BatchService
-from app.batch.models import FileRecord, JobKind, JobRecord
 from app.batch.openai_format import (
     COMPLETION_WINDOW,
     ENDPOINTS,
@@ -18,9 +17,10 @@ from app.batch.openai_format import (
     parse_output_file_id,
     wanted,
 )
+from app.batch.records import FileRecord, JobKind, JobRecord
 from app.batch.store import BatchStore
-from app.config import BatchSettings
 from app.core.auth import Principal
+from app.core.config import BatchSettings
 from app.core.errors import InvalidRequest, NotFound, PayloadTooLarge
 
 MAX_LISTED_ERRORS = 20  # input lines described in a batch's `errors`

@@ -10,14 +10,29 @@ import re
 import uuid
 from typing import Any
 
-from app.api.openai import completion_object
+from pydantic import BaseModel, ConfigDict, Field
+
 from app.batch.items import STOP_MESSAGES, Answer
-from app.batch.models import BatchItem, FileRecord, JobRecord, JobStatus, Outcome
+from app.batch.records import BatchItem, FileRecord, JobRecord, JobStatus, Outcome
 from app.core.errors import InvalidRequest, LlamaradaError, ModelNotFound
+from app.wire.openai import completion_object
 
 ENDPOINTS = ("/v1/chat/completions",)
 COMPLETION_WINDOW = "24h"
 _OUTPUT_FILE = re.compile(r"^file-(batch_[0-9a-f]+)-(output|errors)$")
+
+
+class BatchCreate(BaseModel):
+    """`POST /v1/batches`."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    input_file_id: str = Field(min_length=1, max_length=256)
+    endpoint: str
+    completion_window: str = COMPLETION_WINDOW
+    metadata: dict[str, str] | None = Field(default=None, max_length=16)
+    output_expires_after: dict[str, Any] | None = None
+
 
 STATUS = {
     JobStatus.QUEUED: "validating",

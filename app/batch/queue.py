@@ -20,7 +20,7 @@ from saq import Job
 from saq.queue.redis import RedisQueue
 
 from app.batch.runner import JobRunner
-from app.config import BatchSettings
+from app.core.config import BatchSettings
 from app.core.errors import Overloaded, QueueUnavailable
 
 logger = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from app.batch import redis_scripts as scripts
-from app.batch.models import (
+from app.batch.records import (
     Claim,
     FileRecord,
     JobKind,

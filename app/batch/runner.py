@@ -13,10 +13,10 @@ from collections.abc import Callable
 from pydantic import ValidationError
 
 from app.batch.items import ItemRunner, LineFormat, NativeLines
-from app.batch.models import BatchItem, Claim, JobKind, JobRecord, JobStatus, Outcome, Recorded
 from app.batch.openai_format import OpenAILines
+from app.batch.records import BatchItem, Claim, JobKind, JobRecord, JobStatus, Outcome, Recorded
 from app.batch.store import BatchStore
-from app.config import BatchSettings
+from app.core.config import BatchSettings
 from app.core.errors import Conflict, LlamaradaError, NotFound
 from app.core.metrics import Metrics
 
@@ -67,7 +67,7 @@ class JobRunner:
             )
             return await self.record(job, index, Outcome.FAILED, lines.failed(index, item, error))
         try:
-            answer = await self.items.answer(item)
+            answer = await self.items.answer(item, caller=job.caller())
         except LlamaradaError as exc:
             return await self.record(job, index, Outcome.FAILED, lines.failed(index, item, exc))
         except Exception:

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
-from app.batch.models import (
+from app.batch.records import (
     STOPPING,
     Claim,
     FileRecord,

@@ -23,15 +23,16 @@ from saq.types import Context
 
 from app.batch.build import batch_redis_url
 from app.batch.items import ItemRunner
-from app.batch.models import STOPPING
 from app.batch.queue import DISPATCH, ITEM, QUEUE_NAME, BatchRedisQueue, item_task, quiet_saq
+from app.batch.records import STOPPING
 from app.batch.redis_store import RedisBatchStore
 from app.batch.runner import JobRunner
-from app.config import Settings
+from app.core.cache import build_cache
+from app.core.config import Settings
 from app.core.errors import LlamaradaError
 from app.core.metrics import Metrics
-from app.llm.completions import CompletionService
-from app.main import build_backend, build_cache
+from app.llm.build import build_backend, build_completions
+from app.rag.build import build_rag
 
 logger = logging.getLogger(__name__)
 
@@ -53,11 +54,10 @@ async def run_worker(
     backend = build_backend(settings, metrics)
     await backend.start()
     cache = build_cache(settings)
-    completions = CompletionService(
-        backend, cache, metrics, settings.limits, settings.default_model
-    )
+    completions = build_completions(settings, backend, cache, metrics)
+    rag = build_rag(settings, completions, metrics)  # items may ask `kb:` models
     store = RedisBatchStore(url, batch.retention)
-    runner = JobRunner(store, ItemRunner(completions, batch), batch, metrics)
+    runner = JobRunner(store, ItemRunner(rag.chat, batch), batch, metrics)
     queue = BatchRedisQueue(aioredis.from_url(url), name=QUEUE_NAME)
     beat = max(batch.heartbeat / 3, 0.2)
 
@@ -103,6 +103,7 @@ async def run_worker(
             server.server_close()
         await queue.disconnect()
         await store.aclose()
+        await rag.aclose()
         await backend.aclose()
         if cache is not None:
             await cache.aclose()

@@ -8,35 +8,59 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Protocol, cast
 
+import orjson
 import redis.asyncio as aioredis
 from cachetools import TTLCache
 from redis.exceptions import RedisError
 
+from app.core.config import Settings
 from app.core.errors import CacheUnavailable
 from app.core.outage import Outage
 
 logger = logging.getLogger(__name__)
 
-# Bump when the meaning of a key's inputs or the stored value's shape changes.
-KEY_VERSION = 1
+# Bump when the meaning of a key's inputs, their encoding or the stored value's shape changes.
+KEY_VERSION = 2
 KEY_PREFIX = f"llamarada:response:v{KEY_VERSION}:"
+
+
+class CacheStatus(StrEnum):
+    """What the response cache did for a request (the `X-Cache` header)."""
+
+    HIT = "HIT"
+    MISS = "MISS"
+    BYPASS = "BYPASS"
+
+
+@dataclass(frozen=True)
+class CachePolicy:
+    """Whether a request may read and write the cache, from its `Cache-Control` header."""
+
+    read: bool = True
+    write: bool = True
+
+    @classmethod
+    def from_header(cls, cache_control: str | None) -> CachePolicy:
+        """`no-cache` skips the read, `no-store` the write."""
+        if not cache_control:
+            return DEFAULT_POLICY
+        directives = {part.strip().lower() for part in cache_control.split(",")}
+        return cls(read="no-cache" not in directives, write="no-store" not in directives)
+
+
+DEFAULT_POLICY = CachePolicy()
 
 
 def cache_key(inputs: Mapping[str, Any]) -> str:
     """SHA-256 of the canonical JSON of everything that shapes a response."""
-    canonical = json.dumps(
-        {"key_version": KEY_VERSION, **inputs},
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        allow_nan=False,
-    )
-    return KEY_PREFIX + hashlib.sha256(canonical.encode()).hexdigest()
+    canonical = orjson.dumps({"key_version": KEY_VERSION, **inputs}, option=orjson.OPT_SORT_KEYS)
+    return KEY_PREFIX + hashlib.sha256(canonical).hexdigest()
 
 
 class ResponseCache(Protocol):
@@ -133,3 +157,12 @@ class RedisCache:
         each failure pauses the cache again."""
         with contextlib.suppress(RedisError, OSError):
             await self._client.connection_pool.disconnect()
+
+
+def build_cache(settings: Settings) -> ResponseCache | None:
+    """Redis when configured, in-process otherwise; None when the TTL is 0."""
+    if settings.cache_ttl == 0:
+        return None
+    if settings.redis_url is not None:
+        return RedisCache(settings.redis_url.get_secret_value(), settings.cache_ttl)
+    return MemoryCache(settings.cache_ttl, settings.cache_max_entries)

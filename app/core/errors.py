@@ -8,6 +8,7 @@
     ├── NotFound                   404 not_found_error
     ├── Conflict                   409 conflict_error
     ├── PayloadTooLarge            413 payload_too_large
+    ├── UnsupportedMediaType       415 unsupported_media_type
     ├── QuotaExceeded              429 rate_limit_error, Retry-After
     ├── Overloaded                 503 overloaded_error, Retry-After
     ├── QueueUnavailable           503 queue_unavailable, Retry-After
@@ -15,23 +16,30 @@
         └── UpstreamUnavailable    503 upstream_unavailable, Retry-After
 
 `CacheUnavailable` is not in the tree on purpose: the cache fails open and never reaches a client.
+Errors of tools that never reach a client as such stay beside their code (`ConfigError`,
+`KeyFormatError`, `ModelfileError`, the agent's `ToolError`, ...).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+from pydantic import ValidationError
+
 
 class LlamaradaError(Exception):
-    """Base of every error Llamarada reports to a client."""
+    """Base of every error Llamarada reports to a client; `retry_after` (seconds) goes out as
+    the `Retry-After` header, a class's default unless the raiser gives one."""
 
     status_code = 500
     error_type = "internal_error"
     retry_after: int | None = None
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.message = message
+        if retry_after is not None:
+            self.retry_after = retry_after
 
 
 class InvalidRequest(LlamaradaError):
@@ -45,6 +53,14 @@ class InvalidRequest(LlamaradaError):
         self.field = field
         if field:
             self.status_code = 422
+
+    @classmethod
+    def from_validation(cls, exc: ValidationError, where: str = "") -> InvalidRequest:
+        """The first problem pydantic found, naming its field (after `where`, if given)."""
+        problem = exc.errors()[0]
+        path = ".".join(str(part) for part in problem["loc"])
+        field = ": ".join(part for part in (where, path) if part) or "body"
+        return cls(problem["msg"], field=field)
 
 
 class Unauthorized(LlamaradaError):
@@ -87,6 +103,13 @@ class Conflict(LlamaradaError):
     error_type = "conflict_error"
 
 
+class UnsupportedMediaType(LlamaradaError):
+    """An uploaded file is of a type that cannot be read as text."""
+
+    status_code = 415
+    error_type = "unsupported_media_type"
+
+
 class PayloadTooLarge(LlamaradaError):
     """The request body is over the configured limit."""
 
@@ -99,10 +122,7 @@ class QuotaExceeded(LlamaradaError):
 
     status_code = 429
     error_type = "rate_limit_error"
-
-    def __init__(self, message: str, *, retry_after: int) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+    retry_after = 60
 
 
 class Overloaded(LlamaradaError):
@@ -110,10 +130,7 @@ class Overloaded(LlamaradaError):
 
     status_code = 503
     error_type = "overloaded_error"
-
-    def __init__(self, message: str, *, retry_after: int) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+    retry_after = 2
 
 
 class QueueUnavailable(LlamaradaError):
@@ -121,10 +138,7 @@ class QueueUnavailable(LlamaradaError):
 
     status_code = 503
     error_type = "queue_unavailable"
-
-    def __init__(self, message: str, *, retry_after: int = 5) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+    retry_after = 5
 
 
 class UpstreamError(LlamaradaError):
@@ -139,10 +153,7 @@ class UpstreamUnavailable(UpstreamError):
 
     status_code = 503
     error_type = "upstream_unavailable"
-
-    def __init__(self, message: str, *, retry_after: int = 5) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+    retry_after = 5
 
 
 class CacheUnavailable(Exception):

@@ -25,8 +25,8 @@ from typing import Protocol, TypeVar, cast
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from app.config import QuotaSettings
 from app.core.auth import Principal
+from app.core.config import QuotaSettings
 from app.core.errors import QuotaExceeded
 from app.core.outage import Outage
 

@@ -23,7 +23,7 @@ from app.llm.base import (
     ModelInfo,
     Options,
 )
-from app.modelfile import Modelfile
+from app.llm.modelfile import Modelfile
 
 logger = logging.getLogger(__name__)
 

@@ -190,3 +190,30 @@ class Backend(Protocol):
 
     async def check(self) -> None:
         """Raise `UpstreamUnavailable` unless the backend can answer now."""
+
+
+# The counters an answer ends with, as Ollama names them (nanoseconds for durations).
+STATS = (
+    "total_duration",
+    "load_duration",
+    "prompt_eval_count",
+    "prompt_eval_duration",
+    "eval_count",
+    "eval_duration",
+)
+
+
+def merge_chunks(chunks: list[Chunk]) -> Chunk:
+    """One chunk holding a whole answer: the text joined, the counters of the last."""
+    last = chunks[-1]
+    tool_calls = [call for chunk in chunks for call in chunk.tool_calls or []]
+    merged = Chunk(
+        content="".join(chunk.content for chunk in chunks),
+        thinking="".join(chunk.thinking for chunk in chunks),
+        tool_calls=tool_calls or None,
+        done=True,
+        done_reason=last.done_reason,
+    )
+    for name in STATS:
+        setattr(merged, name, getattr(last, name))
+    return merged

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass, fields, replace
-from enum import StrEnum
 from typing import Any
 
-from app.config import LimitSettings
+import orjson
+
 from app.core.auth import Principal
-from app.core.cache import ResponseCache, cache_key
+from app.core.cache import CachePolicy, CacheStatus, ResponseCache, cache_key
+from app.core.config import LimitSettings
 from app.core.errors import (
     CacheUnavailable,
     InvalidRequest,
@@ -39,35 +39,15 @@ MODEL_LIST_TTL = 10.0  # seconds a backend's model list is trusted before asking
 _CHUNK_DEFAULTS = {f.name: f.default for f in fields(Chunk)}
 
 
-class CacheStatus(StrEnum):
-    """What the response cache did for a request (the `X-Cache` header)."""
-
-    HIT = "HIT"
-    MISS = "MISS"
-    BYPASS = "BYPASS"
-
-
-@dataclass(frozen=True)
-class CachePolicy:
-    """Whether a request may read and write the cache, from its `Cache-Control` header."""
-
-    read: bool = True
-    write: bool = True
-
-    @classmethod
-    def from_header(cls, cache_control: str | None) -> CachePolicy:
-        """`no-cache` skips the read, `no-store` the write."""
-        directives = {part.strip().lower() for part in (cache_control or "").split(",")}
-        return cls(read="no-cache" not in directives, write="no-store" not in directives)
-
-
 @dataclass
 class Reply:
-    """A started answer: its chunks (the first already produced) and what the cache did."""
+    """A started answer: its chunks (the first already produced), what the cache did, and the
+    passages a knowledge-base answer cites (`sources`, sent with its last chunk)."""
 
     model: str
     chunks: AsyncIterator[Chunk]
     cache: CacheStatus
+    sources: list[dict[str, Any]] | None = None
 
 
 def encode_chunks(chunks: list[Chunk]) -> bytes:
@@ -75,12 +55,12 @@ def encode_chunks(chunks: list[Chunk]) -> bytes:
     compact = [
         {k: v for k, v in asdict(chunk).items() if v != _CHUNK_DEFAULTS[k]} for chunk in chunks
     ]
-    return json.dumps(compact, separators=(",", ":"), ensure_ascii=False).encode()
+    return orjson.dumps(compact)
 
 
 def decode_chunks(data: bytes) -> list[Chunk]:
     """The answer `encode_chunks` stored."""
-    return [Chunk(**item) for item in json.loads(data)]
+    return [Chunk(**item) for item in orjson.loads(data)]
 
 
 def request_key(
@@ -117,10 +97,8 @@ class CompletionService:
         self._flights: dict[str, Flight] = {}
         self._models: tuple[float, list[ModelInfo]] | None = None
 
-    async def chat(
-        self, request: ChatRequest, policy: CachePolicy, *, caller: Principal | None = None
-    ) -> Reply:
-        """Start answering a chat; `caller` set: only with a model its key may use."""
+    async def chat(self, request: ChatRequest, policy: CachePolicy, *, caller: Principal) -> Reply:
+        """Start answering a chat with a model the caller's key may use."""
         if not request.messages:
             return await self._load(request.model, request.keep_alive, caller)
         if len(request.messages) > self._limits.max_messages:
@@ -136,9 +114,9 @@ class CompletionService:
         )
 
     async def generate(
-        self, request: GenerateRequest, policy: CachePolicy, *, caller: Principal | None = None
+        self, request: GenerateRequest, policy: CachePolicy, *, caller: Principal
     ) -> Reply:
-        """Start completing a prompt; `caller` set: only with a model its key may use."""
+        """Start completing a prompt with a model the caller's key may use."""
         if not request.prompt and not request.images:
             return await self._load(request.model, request.keep_alive, caller)
         self._check_prompt_size(len(request.prompt) + len(request.system or ""), "prompt")
@@ -152,13 +130,11 @@ class CompletionService:
             self._scope(caller),
         )
 
-    def _scope(self, caller: Principal | None) -> str | None:
+    def _scope(self, caller: Principal) -> str | None:
         """Whose cache entries a request may share: everyone's, or its key's own."""
-        return caller.name if self._per_key and caller is not None else None
+        return caller.name if self._per_key else None
 
-    async def _load(
-        self, model: str, keep_alive: str | float | None, caller: Principal | None
-    ) -> Reply:
+    async def _load(self, model: str, keep_alive: str | float | None, caller: Principal) -> Reply:
         """Ollama's answer to a request with nothing to say: the model is (un)loaded, no text."""
         model = await self.resolve_model(model, caller=caller)
         unload = keep_alive in (0, "0", "0s", "0m")
@@ -172,8 +148,9 @@ class CompletionService:
             self._models = (now, await self.backend.list_models())
         return self._models[1]
 
-    async def resolve_model(self, name: str, *, caller: Principal | None = None) -> str:
-        """The served model's full name for `name` (`:latest` rule); Forbidden outside caller's."""
+    async def resolve_model(self, name: str, *, caller: Principal) -> str:
+        """The served model's full name for `name` (`:latest` rule); Forbidden outside the
+        caller's models."""
         name = name or self._default_model
         wanted = {name, f"{name}:latest"}
         for fresh in (False, True):
@@ -182,12 +159,9 @@ class CompletionService:
             names = [model.name for model in await self.list_models()]
             for candidate in names:
                 if candidate in wanted:
-                    if caller is not None:
-                        caller.require_model(candidate)
+                    caller.require_model(candidate)
                     return candidate
-        if caller is not None:
-            names = [name for name in names if caller.may_use(name)]
-        raise ModelNotFound(name, names)
+        raise ModelNotFound(name, [name for name in names if caller.may_use(name)])
 
     async def embed(
         self,
@@ -195,7 +169,7 @@ class CompletionService:
         inputs: list[str],
         *,
         truncate: bool = True,
-        caller: Principal | None = None,
+        caller: Principal,
     ) -> Embeddings:
         """Embed the inputs with the model, within the prompt limits."""
         if not inputs:
@@ -218,7 +192,7 @@ class CompletionService:
         record_tokens(result.prompt_eval_count)
         return replace(result, model=model)
 
-    async def show(self, model: str, *, caller: Principal | None = None) -> dict[str, Any]:
+    async def show(self, model: str, *, caller: Principal) -> dict[str, Any]:
         """What the backend says about a model it serves."""
         return await self.backend.show(await self.resolve_model(model, caller=caller))
 
@@ -230,7 +204,7 @@ class CompletionService:
             )
 
     async def _resolved(
-        self, model: str, options: Options | None, caller: Principal | None
+        self, model: str, options: Options | None, caller: Principal
     ) -> dict[str, Any]:
         """The request's model name and options with the defaults and limits applied."""
         model = await self.resolve_model(model, caller=caller)

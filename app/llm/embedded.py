@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from app.config import EmbeddedSettings
+from app.core.config import EmbeddedSettings
 from app.core.errors import InvalidRequest, ModelNotFound, Overloaded, UpstreamUnavailable
 from app.llm.base import ChatRequest, Chunk, Embeddings, GenerateRequest, ModelInfo, Options
 

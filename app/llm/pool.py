@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from app.config import PoolSettings
+from app.core.config import PoolSettings
 from app.core.errors import (
     LlamaradaError,
     ModelNotFound,

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from app.config import RagSettings
 from app.core.auth import Principal
-from app.core.errors import InvalidRequest, LlamaradaError, UpstreamUnavailable
+from app.core.cache import CachePolicy, CacheStatus
+from app.core.config import RagSettings
+from app.core.errors import InvalidRequest, UpstreamUnavailable
 from app.core.metrics import Metrics
 from app.llm.base import ChatRequest, Chunk, Message, ModelInfo, Options
-from app.llm.completions import CachePolicy, CacheStatus, CompletionService, Reply
+from app.llm.completions import CompletionService, Reply
 from app.rag.prompt import (
     NOT_FOUND,
     build_prompt,
@@ -21,7 +22,7 @@ from app.rag.prompt import (
     detect_language,
     sources_footer,
 )
-from app.rag.schemas import Citation, QueryRequest, QueryResponse
+from app.rag.schemas import QueryRequest, QueryResponse
 from app.rag.service import KnowledgeBase
 
 logger = logging.getLogger(__name__)
@@ -33,13 +34,6 @@ HISTORY_TURNS = 6  # earlier chat messages passed on to the model with a kb: que
 def is_kb_model(model: str) -> bool:
     """Whether a model name names a knowledge base (`kb:<collection>`)."""
     return model.startswith(KB_PREFIX)
-
-
-@dataclass
-class KnowledgeReply(Reply):
-    """A chat reply from a `kb:` model, with the sources its answer cites by number."""
-
-    sources: list[Citation] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -78,12 +72,10 @@ class AnswerService:
         caller: Principal,
         history: Sequence[Message] = (),
         options: Options | None = None,
-        check_model: bool = True,
     ) -> StartedAnswer:
         """Retrieve and start the answer; errors before any byte is sent are plain 4xx/5xx.
 
-        The collection must be the caller's; so must the answering model be, unless the caller
-        asked a `kb:` model (`check_model` False), whose scope rag_chat checked.
+        The collection must be the caller's, and so must the answering model be.
         """
         language = detect_language(body.question)
         hits = await self._knowledge.retrieve(
@@ -123,9 +115,7 @@ class AnswerService:
         if options.temperature is None:
             options.temperature = self._settings.answer_temperature
         request = ChatRequest(model=body.model or "", messages=prompt.messages, options=options)
-        reply = await self._completions.chat(
-            request, policy, caller=caller if check_model else None
-        )
+        reply = await self._completions.chat(request, policy, caller=caller)
         self._metrics.rag_queries.labels(outcome="answered").inc()
         sources = [citation(n, hit) for n, hit in enumerate(prompt.used, start=1)]
         head = QueryResponse(
@@ -155,22 +145,19 @@ class AnswerService:
             yield {"event": "done", "answer": started.head.answer, "cited": []}
             return
         parts: list[str] = []
-        try:
-            async for chunk in started.reply.chunks:
-                if chunk.content:
-                    parts.append(chunk.content)
-                    yield {"event": "token", "content": chunk.content}
-        except LlamaradaError as exc:
-            yield {"event": "error", "error": {"type": exc.error_type, "message": exc.message}}
-            return
+        async for chunk in started.reply.chunks:  # a failure here ends the stream's error line
+            if chunk.content:
+                parts.append(chunk.content)
+                yield {"event": "token", "content": chunk.content}
         answer = "".join(parts).strip()
         cited = cited_numbers(answer, len(started.head.sources))
         yield {"event": "done", "answer": answer, "cited": cited}
 
     async def rag_chat(
         self, request: ChatRequest, policy: CachePolicy, *, caller: Principal
-    ) -> KnowledgeReply:
-        """Answer a chat addressed to `kb:<collection>`; the text ends with the sources list."""
+    ) -> Reply:
+        """Answer a chat addressed to `kb:<collection>`; the text ends with the sources list,
+        and the reply carries them."""
         caller.require_model(request.model)
         collection = request.model.removeprefix(KB_PREFIX)
         if request.tools:
@@ -185,18 +172,17 @@ class AnswerService:
             caller=caller,
             history=turns[:-1][-HISTORY_TURNS:],
             options=request.options,
-            check_model=False,
         )
         head = started.head
         if started.reply is None:
             chunks = _replay([Chunk(content=head.answer), Chunk(done=True, done_reason="stop")])
-            return KnowledgeReply(request.model, chunks, CacheStatus.BYPASS, sources=[])
+            return Reply(request.model, chunks, CacheStatus.BYPASS, sources=[])
         footer = sources_footer(head.sources, head.language)
-        return KnowledgeReply(
+        return Reply(
             request.model,
             _with_footer(started.reply.chunks, footer),
             started.reply.cache,
-            sources=head.sources,
+            sources=[source.model_dump(mode="json") for source in head.sources],
         )
 
     async def list_kb_models(self, *, caller: Principal) -> list[ModelInfo]:

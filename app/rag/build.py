@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.config import Settings
+from app.core.config import Settings
 from app.core.metrics import Metrics
 from app.llm.completions import CompletionService
 from app.rag.answer import AnswerService
+from app.rag.chat import ChatService
 from app.rag.embeddings import Embedder, MiniLMEmbedder, OllamaEmbedder
 from app.rag.service import KnowledgeBase
 from app.rag.store import ChromaStore
@@ -15,10 +16,11 @@ from app.rag.store import ChromaStore
 
 @dataclass(frozen=True)
 class Rag:
-    """The knowledge base and its answers, as the routes reach them."""
+    """The knowledge base, its answers, and the chat entry that serves `kb:` models."""
 
     knowledge: KnowledgeBase
     answers: AnswerService
+    chat: ChatService
 
     async def aclose(self) -> None:
         """Close the store and the embedder."""
@@ -49,4 +51,5 @@ def build_rag(settings: Settings, completions: CompletionService, metrics: Metri
             return OllamaEmbedder(backend, model)
 
     knowledge = KnowledgeBase(store, embedder, rag, metrics, other_embedder=other)
-    return Rag(knowledge, AnswerService(knowledge, completions, rag, metrics))
+    answers = AnswerService(knowledge, completions, rag, metrics)
+    return Rag(knowledge, answers, ChatService(completions, answers))

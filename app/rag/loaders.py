@@ -8,8 +8,7 @@ import zipfile
 from dataclasses import dataclass
 from enum import StrEnum
 
-from app.core.errors import InvalidRequest
-from app.rag.errors import UnsupportedDocument
+from app.core.errors import InvalidRequest, UnsupportedMediaType
 from app.rag.markup import html_sections, markdown_sections
 
 ZIP_MAX_UNPACKED = 200 * 1024 * 1024  # bytes a docx may unpack to
@@ -92,7 +91,7 @@ def decode_text(data: bytes, name: str) -> str:
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         text = data.decode("utf-16", errors="replace")
     elif b"\x00" in data:
-        raise UnsupportedDocument(
+        raise UnsupportedMediaType(
             f"{name!r} is not a supported type (txt, md, html, pdf, docx): it looks binary"
         )
     else:
@@ -102,7 +101,7 @@ def decode_text(data: bytes, name: str) -> str:
             text = data.decode("cp1252", errors="replace")
     controls = sum(1 for ch in text[:8192] if ord(ch) < 32 and ch not in "\n\r\t\f")
     if controls > len(text[:8192]) // 20:
-        raise UnsupportedDocument(
+        raise UnsupportedMediaType(
             f"{name!r} is not a supported type (txt, md, html, pdf, docx): it looks binary"
         )
     return text
@@ -158,7 +157,7 @@ def _docx_sections(data: bytes, name: str) -> list[Section]:
     except (zipfile.BadZipFile, OSError, ValueError):
         raise InvalidRequest(f"{name!r} is a damaged zip archive", field="files") from None
     if "word/document.xml" not in {member.filename for member in members}:
-        raise UnsupportedDocument(
+        raise UnsupportedMediaType(
             f"{name!r} is a zip archive but not a Word document; "
             "supported types: txt, md, html, pdf, docx"
         )

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from app.config import RagSettings
 from app.core.auth import Principal
+from app.core.config import RagSettings
 from app.core.errors import Conflict, InvalidRequest, NotFound
 from app.core.metrics import Metrics
 from app.rag.embeddings import Embedder

@@ -12,8 +12,8 @@ import pytest
 from app.agent.loop import AgentService
 from app.agent.tools import Tool, calculator_tool, clock_tool, weather_tool
 from app.agent.tools.weather import OpenMeteoWeather
-from app.config import AgentSettings, LimitSettings
 from app.core.cache import ResponseCache
+from app.core.config import AgentSettings, LimitSettings
 from app.core.metrics import Metrics
 from app.llm.completions import CompletionService
 from tests.agent.scripted import AgentScript

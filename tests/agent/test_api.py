@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.config import Settings
+from app.core.config import Settings
 from app.llm.embedded import EmbeddedBackend
 from app.main import create_app
 from tests.agent.scripted import AgentScript, ScriptedReply, react, tool_call

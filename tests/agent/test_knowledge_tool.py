@@ -7,8 +7,8 @@ import pytest
 
 from app.agent.tools.base import ToolError
 from app.agent.tools.knowledge import knowledge_tool
-from app.config import Settings
 from app.core.auth import ANONYMOUS
+from app.core.config import Settings
 from app.main import create_app
 from tests.agent.scripted import AgentScript, react
 from tests.conftest import app_client

@@ -12,6 +12,7 @@ import pytest
 from app.agent.loop import AgentResult, AgentTask
 from app.agent.steps import Step
 from app.agent.tools import Tool, ToolError
+from app.core.auth import ANONYMOUS
 from app.core.cache import MemoryCache
 from app.core.errors import ModelNotFound, UpstreamUnavailable
 from app.core.metrics import Metrics
@@ -82,7 +83,7 @@ async def test_agent_react_calls_calculator_then_date_then_answers(tools: list[T
     )
     agent = make_agent(script, tools)
 
-    result = await agent.run(AgentTask("¿Cuánto es 6 por 7 y qué día es hoy?"))
+    result = await agent.run(AgentTask("¿Cuánto es 6 por 7 y qué día es hoy?", caller=ANONYMOUS))
 
     assert result.output == "42; hoy es domingo."
     assert result.stop_reason == "answer"
@@ -108,7 +109,7 @@ async def test_agent_react_is_remembered_for_the_model(tools: list[Tool]) -> Non
     agent = make_agent(script, tools)
 
     for _ in range(3):
-        assert (await agent.run(AgentTask("hola"))).output == "hola"
+        assert (await agent.run(AgentTask("hola", caller=ANONYMOUS))).output == "hola"
 
     assert script.refused == 1
     assert len(script.requests) == 3
@@ -124,7 +125,9 @@ async def test_agent_native_tool_calls_run_in_order(tools: list[Tool]) -> None:
     )
     agent = make_agent(script, tools)
 
-    result = await agent.run(AgentTask("2 a la 10, y la fecha", tools=["calculator", "date"]))
+    result = await agent.run(
+        AgentTask("2 a la 10, y la fecha", tools=["calculator", "date"], caller=ANONYMOUS)
+    )
 
     assert result.output == "Son 1024; hoy es domingo."
     assert [(s.tool, s.result) for s in result.steps] == [
@@ -147,7 +150,7 @@ async def test_agent_native_arguments_as_a_json_string_are_read(tools: list[Tool
     call = {"function": {"name": "calculator", "arguments": '{"expression": "3 * 3"}'}}
     agent = make_agent(AgentScript([[call], "9"]), tools)
 
-    result = await agent.run(AgentTask("3 por 3"))
+    result = await agent.run(AgentTask("3 por 3", caller=ANONYMOUS))
 
     assert [(s.arguments, s.result) for s in result.steps] == [({"expression": "3 * 3"}, "9")]
 
@@ -159,7 +162,9 @@ async def test_agent_refuses_a_tool_not_enabled(
     script = script_for(native, ("weather", {"place": "Monterrey"}))
     agent = make_agent(script, tools)
 
-    result = await agent.run(AgentTask("¿Clima en Monterrey?", tools=["calculator"]))
+    result = await agent.run(
+        AgentTask("¿Clima en Monterrey?", tools=["calculator"], caller=ANONYMOUS)
+    )
 
     (step,) = result.steps
     assert step.tool == "weather"
@@ -178,7 +183,7 @@ async def test_agent_refuses_an_unknown_tool(native: bool, tools: list[Tool]) ->
     metrics = Metrics()
     agent = make_agent(script, tools, metrics=metrics)
 
-    result = await agent.run(AgentTask("run id"))
+    result = await agent.run(AgentTask("run id", caller=ANONYMOUS))
 
     assert result.steps[0].error == (
         "there is no tool named 'shell'; use one of: calculator, date, weather"
@@ -199,7 +204,7 @@ async def test_agent_invalid_arguments_become_an_observation_and_the_loop_goes_o
     )
     agent = make_agent(script, tools)
 
-    result = await agent.run(AgentTask("1 + 1"))
+    result = await agent.run(AgentTask("1 + 1", caller=ANONYMOUS))
 
     assert [(s.error, s.result) for s in result.steps] == [
         ("calculator: argument 'expression' must be of type string", None),
@@ -217,7 +222,7 @@ async def test_agent_tool_that_raises_becomes_an_observation(tools: list[Tool]) 
     script = script_for(True, ("broken", {}), ("calculator", {"expression": "2"}))
     agent = make_agent(script, [*tools, broken_tool()], metrics=metrics)
 
-    result = await agent.run(AgentTask("try"))
+    result = await agent.run(AgentTask("try", caller=ANONYMOUS))
 
     assert [(s.tool, s.error) for s in result.steps] == [
         ("broken", "broken failed unexpectedly"),
@@ -234,7 +239,7 @@ async def test_agent_stops_on_a_repeated_identical_call(native: bool, tools: lis
     script = script_for(native, call, ("date", {}), call)
     agent = make_agent(script, tools)
 
-    result = await agent.run(AgentTask("2 + 2"))
+    result = await agent.run(AgentTask("2 + 2", caller=ANONYMOUS))
 
     assert result.stop_reason == "repeated_call"
     assert result.output == (
@@ -247,10 +252,10 @@ async def test_agent_stops_at_max_steps_with_the_steps_so_far(tools: list[Tool])
     calls = [("calculator", {"expression": f"{n} + 1"}) for n in range(6)]
 
     capped = await make_agent(script_for(False, *calls), tools, max_steps=4).run(
-        AgentTask("count", max_steps=2)
+        AgentTask("count", max_steps=2, caller=ANONYMOUS)
     )
     default = await make_agent(script_for(False, *calls), tools, max_steps=4).run(
-        AgentTask("count")
+        AgentTask("count", caller=ANONYMOUS)
     )
 
     assert capped.stop_reason == "max_steps"
@@ -265,7 +270,7 @@ async def test_agent_tool_timeout_is_an_observation(tools: list[Tool]) -> None:
     script = script_for(True, ("slow", {}), ("calculator", {"expression": "1"}))
     agent = make_agent(script, [*tools, slow_tool(5)], metrics=metrics, tool_timeout=0.05)
 
-    result = await agent.run(AgentTask("wait"))
+    result = await agent.run(AgentTask("wait", caller=ANONYMOUS))
 
     slow, calculator = result.steps
     assert slow.error == "slow took longer than 0.05 s and was stopped"
@@ -281,7 +286,7 @@ async def test_agent_total_timeout_stops_a_slow_tool(tools: list[Tool]) -> None:
     agent = make_agent(script, [*tools, slow_tool(5)], tool_timeout=5, total_timeout=0.2)
 
     started = asyncio.get_running_loop().time()
-    result = await agent.run(AgentTask("wait"))
+    result = await agent.run(AgentTask("wait", caller=ANONYMOUS))
 
     assert asyncio.get_running_loop().time() - started < 1
     assert result.stop_reason == "timeout"
@@ -295,7 +300,7 @@ async def test_agent_total_timeout_stops_a_slow_model(tools: list[Tool]) -> None
     script.delay = 0.3  # the first reply comes in time, the second cannot
     agent = make_agent(script, tools, total_timeout=0.45)
 
-    result = await agent.run(AgentTask("wait"))
+    result = await agent.run(AgentTask("wait", caller=ANONYMOUS))
 
     assert result.stop_reason == "timeout"
     assert [s.result for s in result.steps] == ["1"]
@@ -305,7 +310,7 @@ async def test_agent_caps_the_tool_output_fed_back(tools: list[Tool]) -> None:
     script = script_for(True, ("echo", {"text": "ab", "times": 5000}))
     agent = make_agent(script, [echo_tool()], max_tool_output_chars=100)
 
-    result = await agent.run(AgentTask("echo"))
+    result = await agent.run(AgentTask("echo", caller=ANONYMOUS))
 
     expected = "ab" * 50 + "… [cut: 10000 characters in all]"
     assert result.steps[0].result == expected
@@ -340,7 +345,7 @@ async def test_agent_calculator_attack_is_an_observation_error_and_runs_nothing(
     )
     agent = make_agent(script, tools)
 
-    result = await agent.run(AgentTask("hack"))
+    result = await agent.run(AgentTask("hack", caller=ANONYMOUS))
 
     (step,) = result.steps
     assert step.arguments == {"expression": attack}
@@ -353,7 +358,7 @@ async def test_agent_model_error_before_any_step_is_raised(tools: list[Tool]) ->
     agent = make_agent(AgentScript(["hi"]), tools)
 
     with pytest.raises(ModelNotFound):
-        await agent.run(AgentTask("hi", model="nope"))
+        await agent.run(AgentTask("hi", model="nope", caller=ANONYMOUS))
 
 
 async def test_agent_model_error_after_steps_ends_the_run_with_them(tools: list[Tool]) -> None:
@@ -361,7 +366,7 @@ async def test_agent_model_error_after_steps_ends_the_run_with_them(tools: list[
     script.failures = {2: UpstreamUnavailable("the model server went away")}
     agent = make_agent(script, tools)
 
-    result = await agent.run(AgentTask("5"))
+    result = await agent.run(AgentTask("5", caller=ANONYMOUS))
 
     assert result.stop_reason == "error"
     assert result.output == "Stopped after 1 step: the model server went away"
@@ -373,7 +378,7 @@ async def test_agent_metrics_count_steps_calls_and_durations(tools: list[Tool]) 
     script = script_for(True, ("calculator", {"expression": "1"}), ("calculator", {}))
     agent = make_agent(script, tools, metrics=metrics)
 
-    await agent.run(AgentTask("1"))
+    await agent.run(AgentTask("1", caller=ANONYMOUS))
 
     sample = metrics.registry.get_sample_value
     assert sample("llama_agent_steps_count") == 1
@@ -388,7 +393,7 @@ async def test_agent_stream_yields_each_step_then_the_result(tools: list[Tool]) 
     script = script_for(True, ("calculator", {"expression": "1"}), ("date", {}))
     agent = make_agent(script, tools)
 
-    events = [event async for event in agent.stream(AgentTask("1 y fecha"))]
+    events = [event async for event in agent.stream(AgentTask("1 y fecha", caller=ANONYMOUS))]
 
     assert [type(event) for event in events] == [Step, Step, AgentResult]
     result = events[-1]
@@ -398,7 +403,7 @@ async def test_agent_stream_yields_each_step_then_the_result(tools: list[Tool]) 
 
 async def test_agent_stream_yields_a_step_before_the_next_model_call(tools: list[Tool]) -> None:
     script = script_for(True, ("calculator", {"expression": "1"}))
-    events = make_agent(script, tools).stream(AgentTask("1"))
+    events = make_agent(script, tools).stream(AgentTask("1", caller=ANONYMOUS))
 
     first = await anext(events)
 
@@ -412,8 +417,8 @@ async def test_agent_reuses_cached_model_steps_but_runs_tools_again(tools: list[
     script = script_for(True, ("calculator", {"expression": "6 * 7"}))
     agent = make_agent(script, tools, cache=MemoryCache(60, 100))
 
-    first = await agent.run(AgentTask("6 por 7"))
-    again = await agent.run(AgentTask("6 por 7"))
+    first = await agent.run(AgentTask("6 por 7", caller=ANONYMOUS))
+    again = await agent.run(AgentTask("6 por 7", caller=ANONYMOUS))
 
     assert first.to_json()["steps"][0]["result"] == "42"
     assert [s.result for s in again.steps] == ["42"]
@@ -432,8 +437,8 @@ async def test_agent_step_results_are_part_of_the_cache_key(tools: list[Tool]) -
     script = AgentScript([[tool_call("day")], "answer"])
     agent = make_agent(script, [day], cache=MemoryCache(60, 100))
 
-    await agent.run(AgentTask("¿qué día?"))
-    await agent.run(AgentTask("¿qué día?"))
+    await agent.run(AgentTask("¿qué día?", caller=ANONYMOUS))
+    await agent.run(AgentTask("¿qué día?", caller=ANONYMOUS))
 
     # Run 2: the first step came from the cache, the step after the new result did not.
     assert len(script.requests) == 3
@@ -448,7 +453,7 @@ async def test_agent_tool_error_message_is_fed_back(tools: list[Tool]) -> None:
     script = script_for(False, ("closed", {}))
     agent = make_agent(script, [closed])
 
-    result = await agent.run(AgentTask("open?"))
+    result = await agent.run(AgentTask("open?", caller=ANONYMOUS))
 
     assert result.steps[0].error == "the service is closed on Sundays"
     assert observations(script.requests[-1].messages) == [

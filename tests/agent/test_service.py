@@ -5,9 +5,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from app.agent.build import build_agent, build_tools
 from app.agent.loop import AgentTask
-from app.agent.service import build_agent, build_tools
-from app.config import ConfigError, LimitSettings, Settings, load_settings
+from app.core.auth import ANONYMOUS
+from app.core.config import ConfigError, LimitSettings, Settings, load_settings
 from app.core.metrics import Metrics
 from app.llm.completions import CompletionService
 from tests.agent.scripted import AgentScript
@@ -59,7 +60,7 @@ async def test_build_agent_keeps_step_tokens_within_the_request_limit(settings: 
     completions = CompletionService(script, None, Metrics(), limited.limits, script.model)
     async with httpx.AsyncClient() as http:
         agent = build_agent(limited, completions, http, Metrics())
-        result = await agent.run(AgentTask("2 + 2"))
+        result = await agent.run(AgentTask("2 + 2", caller=ANONYMOUS))
 
     assert result.output == "4"
     options = script.requests[0].options

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from app.config import Settings
+from app.core.config import Settings
 from app.llm.embedded import EmbeddedBackend
 from app.main import create_app
 from tests.conftest import app_client

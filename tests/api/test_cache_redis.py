@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from app.config import Settings
+from app.core.config import Settings
 from app.main import create_app
 from tests.conftest import RedisProcess, app_client
 from tests.fakes import CountingBackend

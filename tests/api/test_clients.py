@@ -13,7 +13,7 @@ import pytest
 from langchain_ollama import ChatOllama, OllamaEmbeddings
 from langchain_openai import ChatOpenAI
 
-from app.config import Settings
+from app.core.config import Settings
 from app.llm.base import ChatRequest, Chunk
 from app.main import create_app
 from tests.fakes import ScriptedBackend

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from app.config import BatchSettings, Settings
+from app.core.config import BatchSettings, Settings
 from app.main import create_app
 from tests.conftest import RedisProcess, app_client, free_port
 from tests.fakes import ScriptedBackend

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.config import LimitSettings
+from app.core.config import LimitSettings
 from app.llm.base import ChatRequest, Chunk, GenerateRequest
 from app.main import create_app
 from tests.batch.conftest import SCRIPTED, embedded_settings, finished, result_lines, wait_for

@@ -12,7 +12,7 @@ import openai
 import pytest
 from openai import OpenAI
 
-from app.config import Settings
+from app.core.config import Settings
 from app.main import create_app
 from tests.batch.conftest import MODEL, SCRIPTED, StartWorkers, embedded_settings
 from tests.fakes import ScriptedBackend

@@ -6,18 +6,20 @@ import json
 import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from app.batch.items import ItemRunner
-from app.batch.models import Claim, JobKind, JobRecord, JobStatus, Recorded, chat_item
+from app.batch.records import Claim, JobKind, JobRecord, JobStatus, Recorded, chat_item
 from app.batch.runner import JobRunner
 from app.batch.store import MemoryBatchStore
-from app.config import BatchSettings, LimitSettings
+from app.core.config import BatchSettings, LimitSettings, Settings
 from app.core.errors import Overloaded
 from app.core.metrics import Metrics
 from app.llm.base import ChatRequest, Chunk, GenerateRequest
 from app.llm.completions import CompletionService
+from app.rag.build import build_rag
 from tests.batch.conftest import SCRIPTED
 from tests.fakes import ScriptedBackend
 
@@ -40,8 +42,10 @@ def make_runner(backend: ScriptedBackend, **settings: int) -> tuple[JobRunner, M
     config = BatchSettings(**settings)
     metrics = Metrics()
     completions = CompletionService(backend, None, metrics, LimitSettings(), SCRIPTED)
+    # The knowledge bases are built but never reached: these items name no `kb:` model.
+    rag = build_rag(Settings(data_dir=Path("/nonexistent")), completions, metrics)
     store = MemoryBatchStore(config.retention)
-    return JobRunner(store, ItemRunner(completions, config), config, metrics), metrics
+    return JobRunner(store, ItemRunner(rag.chat, config), config, metrics), metrics
 
 
 async def add_job(runner: JobRunner, total: int, expires_in: float = 3600) -> JobRecord:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.config import BatchSettings, ConfigError, load_settings
+from app.core.config import BatchSettings, ConfigError, load_settings
 
 ENV_EXAMPLE = Path(__file__).resolve().parents[2] / ".env.example"
 

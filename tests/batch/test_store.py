@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from app.batch.models import Claim, FileRecord, JobKind, JobRecord, JobStatus, Outcome, Recorded
+from app.batch.records import Claim, FileRecord, JobKind, JobRecord, JobStatus, Outcome, Recorded
 from app.batch.redis_store import RedisBatchStore
 from app.batch.store import BatchStore, MemoryBatchStore
 from app.core.errors import Conflict, QueueUnavailable

@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 
 from app.batch.queue import QUEUE_NAME
 from app.batch.redis_store import PREFIX
-from app.config import Settings
+from app.core.config import Settings
 from app.main import create_app
 from tests.batch.conftest import StartWorkers, finished, result_lines, wait_for
 from tests.conftest import app_client

@@ -20,7 +20,7 @@ from app.bootstrap import (
     pull_missing,
     wait_for,
 )
-from app.modelfile import ModelfileError, load_models, parse_modelfile
+from app.llm.modelfile import ModelfileError, load_models, parse_modelfile
 from tests.deploy.ollama_stub import OllamaFactory
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ import pytest
 from pydantic import BaseModel
 
 from app import bootstrap
-from app.config import ENV_PREFIX, Settings
+from app.core.config import ENV_PREFIX, Settings
 from tests.deploy import compose_file
 
 REPO = compose_file.REPO

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pytest
 from playwright.sync_api import Browser, expect
 
-from app.config import Settings
+from app.core.config import Settings
 from app.llm.base import ChatRequest, Chunk, ModelInfo
 from app.main import create_app
 from tests.e2e.browser import DESKTOP, launch_chromium

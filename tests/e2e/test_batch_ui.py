@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Browser, Locator, Page, Request, expect
 
-from app.config import BatchSettings, Settings
+from app.core.config import BatchSettings, Settings
 from app.llm.base import ChatRequest
 from app.main import create_app
 from tests.e2e.browser import DESKTOP, PHONE, screenshot

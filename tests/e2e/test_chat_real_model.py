@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, expect
 
-from app.config import LimitSettings, Settings
+from app.core.config import LimitSettings, Settings
 from app.main import create_app
 from tests.e2e.browser import DESKTOP
 from tests.e2e.nginx import run_nginx

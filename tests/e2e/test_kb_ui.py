@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, expect
 
-from app.config import Settings
+from app.core.config import Settings
 from app.main import create_app
 from tests.e2e.browser import DESKTOP, PHONE, Scheme, screenshot
 from tests.e2e.nginx import run_nginx

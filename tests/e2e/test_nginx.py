@@ -17,7 +17,7 @@ import pytest
 
 from app.api.frontend import SECURITY_HEADERS
 from app.api.middleware import BodyLimitMiddleware
-from app.config import Settings
+from app.core.config import Settings
 from app.main import create_app
 from tests.conftest import free_port
 from tests.e2e.conftest import ScriptedModels, Site

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from app.config import Settings
+from app.core.config import Settings
 from app.llm.aliases import AliasedBackend
+from app.llm.modelfile import load_models
 from app.main import create_app
-from app.modelfile import load_models
 from tests.conftest import app_client
 from tests.fakes import ScriptedBackend
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from app.config import EmbeddedSettings, Settings
+from app.core.config import EmbeddedSettings, Settings
 from app.core.errors import InvalidRequest, ModelNotFound, Overloaded
 from app.llm.base import ChatRequest, Chunk
 from app.llm.embedded import EmbeddedBackend, default_model_path

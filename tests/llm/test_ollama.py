@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.config import Settings
+from app.core.config import Settings
 from app.core.errors import (
     InvalidRequest,
     ModelNotFound,

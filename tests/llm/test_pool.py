@@ -10,7 +10,7 @@ from contextlib import ExitStack
 import httpx
 import pytest
 
-from app.config import PoolSettings, Settings
+from app.core.config import PoolSettings, Settings
 from app.core.errors import Overloaded, UpstreamError, UpstreamUnavailable
 from app.core.metrics import Metrics
 from app.llm.base import ChatRequest, Chunk

@@ -10,12 +10,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.config import Settings
 from app.core.auth import ANONYMOUS
+from app.core.cache import CachePolicy
+from app.core.config import Settings
 from app.llm.base import ChatRequest, Message
-from app.llm.completions import CachePolicy
 from app.main import create_app
-from app.rag.answer import KnowledgeReply
 from app.rag.build import Rag
 from tests.conftest import app_client
 from tests.fakes import ScriptedBackend
@@ -161,14 +160,14 @@ async def test_rag_chat_answers_kb_model_with_sources(app: FastAPI) -> None:
         model="kb:zoo", messages=[Message(role="user", content="What do llamas eat?")]
     )
     reply = await rag.answers.rag_chat(request, CachePolicy(), caller=ANONYMOUS)
-    assert isinstance(reply, KnowledgeReply)
+    assert reply.sources is not None
     chunks = [chunk async for chunk in reply.chunks]
     text = "".join(chunk.content for chunk in chunks)
     assert reply.model == "kb:zoo"
     assert chunks[-1].done
     assert text.startswith("The answer is in the documents [1].")
     assert "Sources:\n[1] llamas.md" in text
-    assert reply.sources[0].source == "llamas.md"
+    assert reply.sources[0]["source"] == "llamas.md"
 
 
 async def test_rag_chat_refuses_without_the_model(app: FastAPI, backend: ScriptedBackend) -> None:

@@ -11,8 +11,8 @@ import pytest
 from chromadb.api import ClientAPI
 from chromadb.config import Settings as ChromaSettings
 
-from app.config import RagSettings
 from app.core.auth import ANONYMOUS
+from app.core.config import RagSettings
 from app.core.errors import UpstreamUnavailable
 from app.core.metrics import Metrics
 from app.rag.embeddings import MiniLMEmbedder

@@ -7,8 +7,8 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
-from app.config import Settings
 from app.core.auth import ANONYMOUS
+from app.core.config import Settings
 from app.main import create_app
 from app.rag.build import Rag
 from tests.conftest import app_client, free_port

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.core.errors import InvalidRequest, LlamaradaError
-from app.rag.errors import UnsupportedDocument
+from app.core.errors import InvalidRequest, LlamaradaError, UnsupportedMediaType
 from app.rag.loaders import DocType, load_document
 from app.rag.markup import html_sections, markdown_sections
 from tests.rag.files import encrypt_pdf, make_docx, make_pdf, make_zip_bomb
@@ -94,10 +93,10 @@ def test_load_document_reads_windows_1252_text() -> None:
         (b"PK\x03\x04 not really a zip", InvalidRequest, "damaged zip"),
         (
             b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00",
-            UnsupportedDocument,
+            UnsupportedMediaType,
             "not a supported type",
         ),
-        (bytes(range(1, 32)) * 40, UnsupportedDocument, "looks binary"),
+        (bytes(range(1, 32)) * 40, UnsupportedMediaType, "looks binary"),
     ],
 )
 def test_load_document_rejects_bad_files_clearly(
@@ -117,7 +116,7 @@ def test_load_document_rejects_a_zip_that_is_not_a_word_document() -> None:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as archive:
         archive.writestr("photo.txt", "hi")
-    with pytest.raises(UnsupportedDocument, match="not a Word document"):
+    with pytest.raises(UnsupportedMediaType, match="not a Word document"):
         load_document(out.getvalue(), "archive.docx", LIMIT)
 
 

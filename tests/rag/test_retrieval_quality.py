@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from app.config import RagSettings
 from app.core.auth import ANONYMOUS
+from app.core.config import RagSettings
 from app.core.metrics import Metrics
 from app.rag.embeddings import MiniLMEmbedder
 from app.rag.schemas import CollectionCreate

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.config import BatchSettings, Settings
+from app.core.config import BatchSettings, Settings
 from app.main import create_app
 from tests.conftest import app_client
 from tests.fakes import ScriptedBackend

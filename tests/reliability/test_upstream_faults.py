@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from app.config import PoolSettings, Settings
+from app.core.config import PoolSettings, Settings
 from app.main import create_app
 from tests.conftest import app_client
 from tests.llm.ollama_script import Script, scripted_ollama

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from app.config import Settings
+from app.core.config import Settings
 from app.main import create_app
 from tests.conftest import app_client
 from tests.fakes import ScriptedBackend

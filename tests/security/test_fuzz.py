@@ -23,7 +23,7 @@ from schemathesis.core.result import Ok
 from schemathesis.schemas import APIOperation
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from app.config import Settings
+from app.core.config import Settings
 from app.main import create_app
 from tests.fakes import ScriptedBackend
 from tests.security.conftest import ADMIN, MODEL, secured

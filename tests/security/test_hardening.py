@@ -10,15 +10,15 @@ import httpx
 import pytest
 from pydantic import BaseModel
 
+from app.agent.schemas import AgentRequest
 from app.api.access import host_allowed, host_of
-from app.api.agent import AgentRequest
-from app.api.ollama import LegacyEmbeddingsRequest, ShowRequest
-from app.api.openai_batch import BatchCreate
-from app.api.openai_schema import ChatCompletionRequest, EmbeddingRequest
-from app.batch.models import BatchRequest
+from app.batch.openai_format import BatchCreate
+from app.batch.records import BatchRequest
 from app.llm.base import ChatRequest, EmbedRequest, GenerateRequest
 from app.main import create_app
 from app.rag.schemas import CollectionCreate, QueryRequest, SearchRequest, TextUpload
+from app.wire.ollama import LegacyEmbeddingsRequest, ShowRequest
+from app.wire.openai import ChatCompletionRequest, EmbeddingRequest
 from tests.conftest import app_client
 from tests.fakes import ScriptedBackend
 from tests.security.conftest import ALICE, MODEL, auth, secured

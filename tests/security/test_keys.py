@@ -13,8 +13,8 @@ from fastapi.routing import APIRoute
 from pydantic import SecretStr
 
 from app.api import agent, batch, health, ollama, openai, openai_batch, rag
-from app.config import ConfigError, Settings, load_settings
 from app.core.auth import KeyFormatError, KeyRing, parse_entries
+from app.core.config import ConfigError, Settings, load_settings
 from app.main import create_app
 from tests.conftest import app_client
 from tests.fakes import ScriptedBackend

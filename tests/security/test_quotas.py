@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from app.config import QuotaSettings
 from app.core.auth import Principal
+from app.core.config import QuotaSettings
 from app.core.errors import QuotaExceeded
 from app.core.quota import WINDOW, Quotas, wait_seconds
 from app.main import create_app

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.cli import allowed_hosts, server_options
-from app.config import DEFAULT_ALLOWED_HOSTS, Settings
+from app.core.config import DEFAULT_ALLOWED_HOSTS, Settings
 
 
 def test_serve_bounds_every_connection() -> None:

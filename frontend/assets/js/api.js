@@ -62,7 +62,15 @@ export async function listModels(signal) {
   return models.map((model) => model.name ?? model.model).filter(Boolean);
 }
 
-/** Each JSON object of an NDJSON body, as soon as its line is complete. */
+/**
+ * A stream's error line, `{"error": message, "error_type": type}` (every NDJSON route ends a
+ * failed stream with one), as an ApiError; null for any other line.
+ */
+export function streamError(line) {
+  return typeof line?.error_type === "string" ? new ApiError(200, line.error_type, String(line.error)) : null;
+}
+
+/** Each JSON object of an NDJSON body, as soon as its line is complete; throws a stream's error line. */
 export async function* ndjson(body) {
   const reader = body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
@@ -75,14 +83,21 @@ export async function* ndjson(body) {
       while ((newline = buffer.indexOf("\n")) >= 0) {
         const line = buffer.slice(0, newline).trim();
         buffer = buffer.slice(newline + 1);
-        if (line) yield JSON.parse(line);
+        if (line) yield parsed(line);
       }
     }
-    if (buffer.trim()) yield JSON.parse(buffer);
+    if (buffer.trim()) yield parsed(buffer);
   } finally {
     // Ends the response body when the reader stops early; a no-op once it is done.
     reader.cancel().catch(() => {});
   }
+}
+
+function parsed(line) {
+  const value = JSON.parse(line);
+  const error = streamError(value);
+  if (error) throw error;
+  return value;
 }
 
 /** Start a streamed chat (`POST /api/chat`); resolves once the answer's headers are in. */
@@ -118,9 +133,9 @@ export function uploadDocuments(path, files, { onUpload, onEvent }) {
         pending = pending.slice(newline + 1);
         if (!line) continue;
         const event = JSON.parse(line);
-        if (event.event === "done") result = event.result;
-        else if (event.event === "error")
-          failure = new ApiError(200, event.error?.type ?? "error", event.error?.message ?? "error");
+        const error = streamError(event);
+        if (error) failure = error;
+        else if (event.event === "done") result = event.result;
         else onEvent(event);
       }
     };

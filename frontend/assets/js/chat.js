@@ -206,8 +206,6 @@ export class ChatView {
           } else if (event.type === "answer") {
             message.content = event.output ?? "";
             message.meta.steps = event.steps ?? message.meta.steps;
-          } else if (event.type === "error") {
-            throw new ApiError(200, event.error?.type ?? "error", event.error?.message ?? "error");
           }
           schedule();
         }
@@ -219,7 +217,6 @@ export class ChatView {
         const response = await streamChat(message.meta.model, history, options);
         message.meta.cache = response.headers.get("X-Cache");
         for await (const line of ndjson(response.body)) {
-          if (line.error) throw new ApiError(200, "stream_error", line.error.message ?? String(line.error));
           const piece = line.message?.content ?? "";
           if (piece) {
             last = performance.now();

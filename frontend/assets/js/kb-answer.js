@@ -100,8 +100,6 @@ export async function askCollection(place, { collection, question, model, signal
       } else if (item.event === "done") {
         text = item.answer ?? text;
         draw();
-      } else if (item.event === "error") {
-        throw new ApiError(200, item.error?.type ?? "error", item.error?.message ?? "error");
       }
     }
     announce(t("answerDone"));

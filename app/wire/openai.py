@@ -1,4 +1,4 @@
-"""OpenAI's request shapes, and their translation into the project's Ollama-shaped requests.
+"""OpenAI's chat and embedding shapes: requests converted into the pipeline's, answers out.
 
 Both surfaces share one pipeline: a `/v1/chat/completions` request becomes the same
 `ChatRequest` an equivalent `/api/chat` request would, so it hits the same cache entry.
@@ -7,12 +7,20 @@ Both surfaces share one pipeline: a `/v1/chat/completions` request becomes the s
 from __future__ import annotations
 
 import json
+import time
+import uuid
+from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.core.errors import InvalidRequest
-from app.llm.base import ChatRequest, JsonFormat, Message, Options
+from app.core.errors import InvalidRequest, LlamaradaError
+from app.llm.base import ChatRequest, Chunk, JsonFormat, Message, Options, merge_chunks
+from app.llm.completions import Reply
+from app.wire.codec import dumps
+
+OWNER = "llamarada"
+DONE = b"data: [DONE]\n\n"
 
 
 class TextPart(BaseModel):
@@ -262,3 +270,129 @@ def _format(response_format: ResponseFormat | None) -> JsonFormat:
     if response_format.json_schema is None or not response_format.json_schema.schema_:
         raise InvalidRequest("json_schema.schema is required", field="response_format")
     return response_format.json_schema.schema_
+
+
+def completion_id() -> str:
+    """A new `chatcmpl-` id."""
+    return f"chatcmpl-{uuid.uuid4().hex}"
+
+
+async def completion(reply: Reply) -> dict[str, Any]:
+    """The whole answer as a `chat.completion`; a knowledge-base answer's sources included."""
+    merged = merge_chunks([chunk async for chunk in reply.chunks])
+    body = completion_object(reply.model, merged, completion_id())
+    if reply.sources is not None:
+        body["sources"] = reply.sources
+    return body
+
+
+def completion_object(model: str, merged: Chunk, completion_id: str) -> dict[str, Any]:
+    """A whole answer as OpenAI's `chat.completion` object (also a batch's output lines)."""
+    message: dict[str, Any] = {"role": "assistant", "content": merged.content, "refusal": None}
+    if merged.tool_calls:
+        message["tool_calls"] = tool_calls(merged.tool_calls, with_index=False)
+        message["content"] = merged.content or None
+    if merged.thinking:
+        message["reasoning_content"] = merged.thinking
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "system_fingerprint": OWNER,
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": finish_reason(merged),
+            }
+        ],
+        "usage": usage(merged),
+    }
+
+
+async def chunk_events(reply: Reply, include_usage: bool) -> AsyncIterator[bytes]:
+    """SSE `chat.completion.chunk` events: the role, the deltas, the finish reason, the usage if
+    asked; the caller ends the stream with `[DONE]`."""
+    created = int(time.time())
+    prefix = {
+        "id": completion_id(),
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": reply.model,
+        "system_fingerprint": OWNER,
+    }
+
+    def event(choices: list[dict[str, Any]], **extra: Any) -> bytes:
+        return b"data: " + dumps({**prefix, "choices": choices, **extra}) + b"\n\n"
+
+    def choice(delta: dict[str, Any], finish: str | None = None) -> list[dict[str, Any]]:
+        return [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
+
+    called_tools = False
+    yield event(choice({"role": "assistant", "content": ""}))
+    async for chunk in reply.chunks:
+        called_tools = called_tools or bool(chunk.tool_calls)
+        delta: dict[str, Any] = {}
+        if chunk.content:
+            delta["content"] = chunk.content
+        if chunk.thinking:
+            delta["reasoning_content"] = chunk.thinking
+        if chunk.tool_calls:
+            delta["tool_calls"] = tool_calls(chunk.tool_calls, with_index=True)
+        if delta:
+            yield event(choice(delta))
+        if chunk.done:
+            finish = "tool_calls" if called_tools else finish_reason(chunk)
+            sources = {} if reply.sources is None else {"sources": reply.sources}
+            yield event(choice({}, finish), **sources)
+            if include_usage:
+                yield event([], usage=usage(chunk))
+
+
+def sse_error(exc: LlamaradaError) -> bytes:
+    """OpenAI's mid-stream error event."""
+    error = {"message": exc.message, "type": exc.error_type, "param": None, "code": None}
+    return b"data: " + dumps({"error": error}) + b"\n\n"
+
+
+def model_object(name: str) -> dict[str, Any]:
+    """A model as `/v1/models` lists it."""
+    return {"id": name, "object": "model", "created": 0, "owned_by": OWNER}
+
+
+def tool_calls(calls: list[dict[str, Any]], *, with_index: bool) -> list[dict[str, Any]]:
+    """Ollama's tool calls (arguments as objects) in OpenAI's shape (arguments as JSON text)."""
+    converted = []
+    for index, call in enumerate(calls):
+        function = call.get("function") or {}
+        arguments = function.get("arguments", {})
+        item: dict[str, Any] = {
+            "id": call.get("id") or f"call_{uuid.uuid4().hex[:24]}",
+            "type": "function",
+            "function": {
+                "name": function.get("name", ""),
+                "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments),
+            },
+        }
+        if with_index:
+            item["index"] = index
+        converted.append(item)
+    return converted
+
+
+def finish_reason(chunk: Chunk) -> str:
+    """OpenAI's finish reason for an answer's last chunk."""
+    if chunk.tool_calls:
+        return "tool_calls"
+    return "length" if chunk.done_reason == "length" else "stop"
+
+
+def usage(chunk: Chunk) -> dict[str, int]:
+    """OpenAI's token counts from an answer's last chunk."""
+    return {
+        "prompt_tokens": chunk.prompt_eval_count,
+        "completion_tokens": chunk.eval_count,
+        "total_tokens": chunk.prompt_eval_count + chunk.eval_count,
+    }

@@ -1,4 +1,4 @@
-"""Tests for app.modelfile: Ollama's Modelfile grammar, typed parameters, errors, the loader."""
+"""Tests for app.llm.modelfile: Ollama's Modelfile grammar, typed parameters, errors, the loader."""
 
 from pathlib import Path
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.modelfile import (
+from app.llm.modelfile import (
     Message,
     Modelfile,
     ModelfileError,

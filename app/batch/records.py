@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.core.auth import ANONYMOUS, Principal
 from app.llm.base import Message, Options
 
 
@@ -82,6 +83,8 @@ class JobRecord:
     error_bytes: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
     owner: str = ""  # the name of the key that submitted it ("": from before jobs had owners)
+    # What that key may do, kept so that its items run with no more than it (see `caller`).
+    grants: dict[str, Any] = field(default_factory=dict)
 
     @property
     def done(self) -> int:
@@ -93,13 +96,30 @@ class JobRecord:
         """Whether every item has its result."""
         return self.status in FINAL
 
+    def caller(self) -> Principal:
+        """Whom the job's items run for: the key that submitted it, as it was then."""
+        if not self.owner:  # a job from before keys were recorded: no keys were set then
+            return ANONYMOUS
+        models = self.grants.get("models")
+        return Principal(
+            self.owner,
+            admin=bool(self.grants.get("admin", False)),
+            models=None if models is None else tuple(models),
+        )
+
+    @staticmethod
+    def grants_of(caller: Principal) -> dict[str, Any]:
+        """What `caller` records of a caller."""
+        models = None if caller.models is None else list(caller.models)
+        return {"admin": caller.admin, "models": models}
+
     def to_fields(self) -> dict[str, str]:
         """The record as a flat string map (a Redis hash)."""
         out = {}
         for name, value in asdict(self).items():
             if value is None:
                 continue
-            out[name] = json.dumps(value) if name == "meta" else str(value)
+            out[name] = json.dumps(value) if name in _JSON_FIELDS else str(value)
         return out
 
     @classmethod
@@ -110,8 +130,8 @@ class JobRecord:
             text = raw.get(spec.name)
             if text is None:
                 continue
-            if spec.name == "meta":
-                values["meta"] = json.loads(text)
+            if spec.name in _JSON_FIELDS:
+                values[spec.name] = json.loads(text)
             elif spec.name in ("id", "owner"):
                 values[spec.name] = text
             elif spec.name == "kind":
@@ -123,6 +143,9 @@ class JobRecord:
             else:
                 values[spec.name] = int(text)
         return cls(**values)
+
+
+_JSON_FIELDS = ("meta", "grants")
 
 
 def final_status(job: JobRecord) -> JobStatus:

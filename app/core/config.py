@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import (
+    AliasChoices,
     BaseModel,
     Field,
     SecretStr,
@@ -209,6 +210,16 @@ class Settings(BaseSettings):
     chroma_url: str | None = None
     data_dir: Path = Path("./data")
     models_dir: Path = Path("models")  # custom models: <models_dir>/<name>/Modelfile
+    pull_models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="models start-up pulls into Ollama when missing; none: the default model",
+    )
+    ollama_wait_timeout: float = Field(
+        default=120.0,
+        gt=0,
+        validation_alias=AliasChoices("LLAMARADA_OLLAMA_WAIT_TIMEOUT", "OLLAMA_WAIT_TIMEOUT"),
+        description="seconds start-up waits for Ollama to answer",
+    )
     api_keys: SecretStr | None = Field(
         default=None, description="[NAME:]KEY[;admin][;models=A|B][;rpm=N][;tpm=N], comma-separated"
     )
@@ -243,7 +254,7 @@ class Settings(BaseSettings):
         """Whether requests to /api and /v1 need a key."""
         return self.api_keys is not None or self.api_keys_file is not None
 
-    @field_validator("ollama_urls", "allowed_hosts", "cors_origins", mode="before")
+    @field_validator("ollama_urls", "allowed_hosts", "cors_origins", "pull_models", mode="before")
     @classmethod
     def _split_urls(cls, value: object) -> object:
         if isinstance(value, str):

@@ -7,7 +7,7 @@ import httpx
 from app.agent.loop import AgentService
 from app.agent.tools import OpenMeteoWeather, Tool, calculator_tool, clock_tool, weather_tool
 from app.agent.tools.knowledge import knowledge_tool
-from app.config import Settings
+from app.core.config import Settings
 from app.core.metrics import Metrics
 from app.llm.completions import CompletionService
 from app.rag.service import KnowledgeBase

@@ -1,0 +1,1 @@
+"""The dialects' request and response shapes, their converters, and the stream encoders."""
