@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -57,7 +58,7 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
         app.state.rag = build_rag(settings, completions, metrics)
         app.state.chat = app.state.rag.chat
         app.state.agent = build_agent(settings, completions, http, metrics, app.state.rag.knowledge)
-        app.state.batch = build_batch(settings, app.state.chat, metrics)
+        app.state.batch = build_batch(settings, app.state.chat, metrics, app.state.quotas)
         logger.info(
             "llamarada started",
             extra={
@@ -68,6 +69,10 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
                 "allowed_hosts": settings.allowed_hosts,
             },
         )
+        # What start-up built (libraries, clients, models) lives as long as the process: kept
+        # out of the garbage collector's passes, which then only walk per-request objects.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -19,6 +18,7 @@ from app.batch.inputs import ParsedInput, from_json_list, from_jsonl
 from app.batch.records import BatchRequest, JobKind, JobRecord, JobStatus
 from app.core.auth import Principal
 from app.core.errors import InvalidRequest
+from app.wire.codec import loads
 from app.wire.stream import NDJSON
 
 router = APIRouter(prefix="/api/batch", tags=["batch"], route_class=JsonBodyRoute)
@@ -121,10 +121,10 @@ async def _submit_json(data: bytes, batch: BatchDep, model: str, caller: Princip
     meta = {"model": model or None}
     parsed: ParsedInput
     try:
-        value = json.loads(data)
-    except ValueError as exc:
+        value = loads(data)
+    except InvalidRequest:
         if b"\n" not in data.strip():
-            raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
+            raise
         # JSONL sent without its content type (`curl --data-binary @file.jsonl`).
         parsed = from_jsonl(data, model=model, max_items=limit)
         return await batch.jobs.submit(parsed, JobKind.NATIVE, meta, caller=caller)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -81,6 +82,24 @@ async def get_cache_policy(request: Request) -> CachePolicy:
     return CachePolicy.from_header(request.headers.get("cache-control"))
 
 
+@dataclass(frozen=True, slots=True)
+class ModelCall:
+    """What a model route needs, in one dependency (each one costs FastAPI a solve per request):
+    the chat entry and the pipeline, who calls, and what its `Cache-Control` allows."""
+
+    chat: ChatService
+    completions: CompletionService
+    caller: Principal
+    policy: CachePolicy
+
+
+async def get_model_call(request: Request) -> ModelCall:
+    """The services, caller and cache policy of a model request."""
+    state = request.app.state
+    policy = CachePolicy.from_header(request.headers.get("cache-control"))
+    return ModelCall(state.chat, state.completions, await get_principal(request), policy)
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 CompletionsDep = Annotated[CompletionService, Depends(get_completions)]
@@ -91,3 +110,4 @@ BatchDep = Annotated[Batch, Depends(get_batch)]
 CacheDep = Annotated[ResponseCache | None, Depends(get_cache)]
 CachePolicyDep = Annotated[CachePolicy, Depends(get_cache_policy)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+ModelCallDep = Annotated[ModelCall, Depends(get_model_call)]

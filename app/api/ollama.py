@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from app import __version__
-from app.api.deps import CachePolicyDep, ChatDep, CompletionsDep, PrincipalDep, get_principal
+from app.api.deps import ChatDep, CompletionsDep, ModelCallDep, PrincipalDep, get_principal
 from app.api.errors import streamed
 from app.api.responses import JSON, streamed_reply
 from app.api.routing import JsonBodyRoute
@@ -30,11 +30,9 @@ router = APIRouter(tags=["ollama"], route_class=JsonBodyRoute)
 
 
 @router.post("/api/chat", response_model=None, responses=streamed(NDJSON, "chunks, one per line"))
-async def chat(
-    body: ChatRequest, chats: ChatDep, policy: CachePolicyDep, caller: PrincipalDep
-) -> Response:
+async def chat(body: ChatRequest, call: ModelCallDep) -> Response:
     """Chat with a model (`kb:<collection>` answers from a knowledge base); NDJSON if `stream`."""
-    reply = await chats.chat(body, policy, caller=caller)
+    reply = await call.chat.chat(body, call.policy, caller=call.caller)
     if body.stream:
         return streamed_reply(reply, ndjson(lines(reply, chat_line)), NDJSON)
     return JSON(await whole(reply, chat_line), headers={"X-Cache": reply.cache.value})
@@ -43,11 +41,9 @@ async def chat(
 @router.post(
     "/api/generate", response_model=None, responses=streamed(NDJSON, "chunks, one per line")
 )
-async def generate(
-    body: GenerateRequest, completions: CompletionsDep, policy: CachePolicyDep, caller: PrincipalDep
-) -> Response:
+async def generate(body: GenerateRequest, call: ModelCallDep) -> Response:
     """Complete a prompt; streams NDJSON unless `stream` is false."""
-    reply = await completions.generate(body, policy, caller=caller)
+    reply = await call.completions.generate(body, call.policy, caller=call.caller)
     if body.stream:
         return streamed_reply(reply, ndjson(lines(reply, generate_line)), NDJSON)
     return JSON(await whole(reply, generate_line), headers={"X-Cache": reply.cache.value})

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from app.api.deps import CachePolicyDep, ChatDep, CompletionsDep, PrincipalDep
+from app.api.deps import ChatDep, CompletionsDep, ModelCallDep, PrincipalDep
 from app.api.errors import streamed
 from app.api.responses import JSON, streamed_reply
 from app.api.routing import JsonBodyRoute
@@ -33,11 +33,9 @@ router = APIRouter(prefix="/v1", tags=["openai"], route_class=JsonBodyRoute)
     response_model=None,
     responses=streamed(SSE, "chat.completion.chunk events, then [DONE]"),
 )
-async def chat_completions(
-    body: ChatCompletionRequest, chats: ChatDep, policy: CachePolicyDep, caller: PrincipalDep
-) -> Response:
+async def chat_completions(body: ChatCompletionRequest, call: ModelCallDep) -> Response:
     """Chat with a model (`kb:<collection>`: a cited answer); Server-Sent Events when `stream`."""
-    reply = await chats.chat(body.to_chat_request(), policy, caller=caller)
+    reply = await call.chat.chat(body.to_chat_request(), call.policy, caller=call.caller)
     if body.stream:
         usage = bool(body.stream_options and body.stream_options.include_usage)
         return streamed_reply(reply, guarded(chunk_events(reply, usage), sse_error, DONE), SSE)

@@ -31,6 +31,7 @@ from app.rag.schemas import (
     UploadResult,
 )
 from app.rag.service import Batch
+from app.wire.codec import loads
 from app.wire.stream import NDJSON, ndjson
 
 router = APIRouter(prefix="/api/rag", tags=["rag"], route_class=JsonBodyRoute)
@@ -165,7 +166,7 @@ async def _read_batch(name: str, request: Request, rag: RagDep, caller: Principa
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "application/json":
         try:
-            body = TextUpload.model_validate_json(await request.body())
+            body = TextUpload.model_validate(loads(await request.body()))
         except ValidationError as exc:
             raise InvalidRequest.from_validation(exc) from None
         return await rag.knowledge.prepare_texts(name, body, caller=caller)

@@ -13,6 +13,7 @@ from app.batch.runner import JobRunner
 from app.batch.store import BatchStore, MemoryBatchStore
 from app.core.config import Settings
 from app.core.metrics import Metrics
+from app.core.quota import Quotas
 from app.rag.chat import ChatService
 
 
@@ -37,14 +38,17 @@ def batch_redis_url(settings: Settings) -> str | None:
     return url.get_secret_value() if url else None
 
 
-def build_batch(settings: Settings, chat: ChatService, metrics: Metrics) -> Batch:
-    """Jobs on Redis for `llamarada worker` processes, or run by this process without Redis."""
+def build_batch(
+    settings: Settings, chat: ChatService, metrics: Metrics, quotas: Quotas | None = None
+) -> Batch:
+    """Jobs on Redis for `llamarada worker` processes, or run by this process without Redis;
+    each item counts against its key's `quotas`."""
     config = settings.batch
     url = batch_redis_url(settings)
     store: BatchStore = (
         RedisBatchStore(url, config.retention) if url else MemoryBatchStore(config.retention)
     )
-    runner = JobRunner(store, ItemRunner(chat, config), config, metrics)
+    runner = JobRunner(store, ItemRunner(chat, config, quotas), config, metrics)
     queue: JobQueue
     if url:
         queue = SaqJobQueue(url, config, settings.log_level)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from app.batch.records import BatchItem, BatchRequest, chat_item, prompt_messages
 from app.core.errors import InvalidRequest, PayloadTooLarge
 from app.llm.base import Message, Options
+from app.wire.codec import loads
 from app.wire.openai import ChatCompletionRequest
 
 _CUSTOM_ID = re.compile(r'"custom_id"\s*:\s*"([^"\\]{1,512})"')
@@ -144,9 +144,8 @@ def _lines(data: bytes, max_items: int, parsed: ParsedInput) -> Iterator[tuple[i
             raise PayloadTooLarge(f"more than {max_items} items; split the batch into several jobs")
         parsed.line_numbers[index] = number
         try:
-            value = json.loads(raw)
-        except ValueError as exc:
-            error = InvalidRequest(f"not valid JSON: {exc}", field=f"line {number}")
+            value = loads(raw, f"line {number}")
+        except InvalidRequest as error:
             # A custom_id readable in the broken line still lets the caller match the error.
             salvaged = _CUSTOM_ID.search(raw)
             parsed.invalid[index] = (salvaged.group(1) if salvaged else None, error)

@@ -13,7 +13,14 @@ from app.batch.records import BatchItem, Outcome
 from app.core.auth import Principal
 from app.core.cache import DEFAULT_POLICY, CacheStatus
 from app.core.config import BatchSettings
-from app.core.errors import InvalidRequest, LlamaradaError, Overloaded, UpstreamUnavailable
+from app.core.errors import (
+    InvalidRequest,
+    LlamaradaError,
+    Overloaded,
+    QuotaExceeded,
+    UpstreamUnavailable,
+)
+from app.core.quota import Quotas, usage_var
 from app.llm.base import ChatRequest, Chunk, merge_chunks
 from app.llm.completions import Reply
 from app.rag.chat import ChatService
@@ -112,28 +119,72 @@ class NativeLines:
 class ItemRunner:
     """Answers items, retrying those the backend turned away as overloaded or unavailable."""
 
-    def __init__(self, chat: ChatService, settings: BatchSettings) -> None:
+    def __init__(
+        self,
+        chat: ChatService,
+        settings: BatchSettings,
+        quotas: Quotas | None = None,
+    ) -> None:
         self.chat = chat
         self.settings = settings
+        self._quotas = quotas
 
-    async def answer(self, item: BatchItem, *, caller: Principal) -> Answer:
+    async def answer(
+        self, item: BatchItem, *, caller: Principal, wait_for_quota: bool = False
+    ) -> Answer:
         """The item's whole answer for the caller that submitted it, or the LlamaradaError it
-        ended with."""
+        ended with; a queued job's item waits while its key's quota is used up
+        (`wait_for_quota`), an item of `POST /api/batch` fails at once."""
         retries = self.settings.item_retries
-        for attempt in range(retries + 1):
+        attempt = 0
+        while True:
             try:
                 async with asyncio.timeout(self.settings.item_timeout):
-                    return await self._answer_once(item, caller)
+                    return await self._metered(item, caller)
+            except QuotaExceeded as exc:
+                if not wait_for_quota:
+                    raise
+                await asyncio.sleep(min(float(exc.retry_after or 1), MAX_RETRY_WAIT))
+                continue  # waiting for the quota is no failed attempt
             except (Overloaded, UpstreamUnavailable) as exc:
                 if attempt == retries:
                     raise
+                attempt += 1
                 wait = 1.0 if exc.retry_after is None else float(exc.retry_after)
                 await asyncio.sleep(min(wait, MAX_RETRY_WAIT))
             except TimeoutError:
                 raise LlamaradaError(
                     f"no answer within the item timeout ({self.settings.item_timeout:g} s)"
                 ) from None
-        raise AssertionError("unreachable")
+
+    async def _metered(self, item: BatchItem, caller: Principal) -> Answer:
+        """An item is a request of its key's: it counts against the requests per minute, and
+        its tokens are reserved before it generates, the unused part given back after."""
+        if self._quotas is None:
+            return await self._answer_once(item, caller)
+        await self._quotas.admit(caller, generates=True)
+        reserved = await self._quotas.reserve(caller, self._most_tokens(item))
+        usage_var.set(None)  # this task's tokens are settled here, not by the HTTP request's
+        used = 0
+        try:
+            answer = await self._answer_once(item, caller)
+            if answer.cache != CacheStatus.HIT:  # a cached answer costs no tokens
+                used = answer.merged.prompt_eval_count + answer.merged.eval_count
+            return answer
+        finally:
+            if used > reserved:  # a prompt longer in tokens than in characters: rare, charged
+                await self._quotas.charge(caller, used - reserved)
+            else:
+                await self._quotas.refund(caller, reserved - used)
+
+    def _most_tokens(self, item: BatchItem) -> int:
+        """The most an item can use: its prompt (at most a token per character) and its answer."""
+        body = item.body
+        prompt = sum(len(str(m.get("content") or "")) for m in body.get("messages") or [])
+        options = body.get("options") or {}
+        limit = options.get("num_predict") or body.get("max_completion_tokens")
+        limit = limit or body.get("max_tokens") or self.chat.completions.limits.max_num_predict
+        return prompt + int(limit)
 
     async def _answer_once(self, item: BatchItem, caller: Principal) -> Answer:
         try:

@@ -100,18 +100,21 @@ class JobRecord:
         """Whom the job's items run for: the key that submitted it, as it was then."""
         if not self.owner:  # a job from before keys were recorded: no keys were set then
             return ANONYMOUS
-        models = self.grants.get("models")
+        grants = self.grants
+        models = grants.get("models")
         return Principal(
             self.owner,
-            admin=bool(self.grants.get("admin", False)),
+            admin=bool(grants.get("admin", False)),
             models=None if models is None else tuple(models),
+            rpm=grants.get("rpm"),
+            tpm=grants.get("tpm"),
         )
 
     @staticmethod
     def grants_of(caller: Principal) -> dict[str, Any]:
         """What `caller` records of a caller."""
         models = None if caller.models is None else list(caller.models)
-        return {"admin": caller.admin, "models": models}
+        return {"admin": caller.admin, "models": models, "rpm": caller.rpm, "tpm": caller.tpm}
 
     def to_fields(self) -> dict[str, str]:
         """The record as a flat string map (a Redis hash)."""

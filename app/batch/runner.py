@@ -67,7 +67,7 @@ class JobRunner:
             )
             return await self.record(job, index, Outcome.FAILED, lines.failed(index, item, error))
         try:
-            answer = await self.items.answer(item, caller=job.caller())
+            answer = await self.items.answer(item, caller=job.caller(), wait_for_quota=True)
         except LlamaradaError as exc:
             return await self.record(job, index, Outcome.FAILED, lines.failed(index, item, exc))
         except Exception:

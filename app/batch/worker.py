@@ -31,6 +31,7 @@ from app.core.cache import build_cache
 from app.core.config import Settings
 from app.core.errors import LlamaradaError
 from app.core.metrics import Metrics
+from app.core.quota import Quotas
 from app.llm.build import build_backend, build_completions
 from app.rag.build import build_rag
 
@@ -57,7 +58,9 @@ async def run_worker(
     completions = build_completions(settings, backend, cache, metrics)
     rag = build_rag(settings, completions, metrics)  # items may ask `kb:` models
     store = RedisBatchStore(url, batch.retention)
-    runner = JobRunner(store, ItemRunner(rag.chat, batch), batch, metrics)
+    redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+    quotas = Quotas(settings.quota, redis_url)  # the keys' budgets, shared with the API
+    runner = JobRunner(store, ItemRunner(rag.chat, batch, quotas), batch, metrics)
     queue = BatchRedisQueue(aioredis.from_url(url), name=QUEUE_NAME)
     beat = max(batch.heartbeat / 3, 0.2)
 
@@ -104,6 +107,7 @@ async def run_worker(
         await queue.disconnect()
         await store.aclose()
         await rag.aclose()
+        await quotas.aclose()
         await backend.aclose()
         if cache is not None:
             await cache.aclose()

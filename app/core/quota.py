@@ -209,6 +209,22 @@ class Quotas:
         window = int(self._clock() // WINDOW)
         await self._call(lambda counters: counters.add(f"tpm:{caller.name}", window, tokens))
 
+    async def reserve(self, caller: Principal, tokens: int) -> int:
+        """Take `tokens` of the caller's budget before generating (QuotaExceeded when they do
+        not fit); returns what was taken, 0 without a token limit. `refund` gives back the part
+        an answer did not use."""
+        tpm = self.limits(caller)[1]
+        if not tpm or tokens <= 0:
+            return 0
+        await self._take(f"tpm:{caller.name}", tpm, cost=tokens, count=True, what="tokens")
+        return tokens
+
+    async def refund(self, caller: Principal, tokens: int) -> None:
+        """Give back reserved tokens that went unused."""
+        if tokens > 0 and self.limits(caller)[1]:
+            window = int(self._clock() // WINDOW)
+            await self._call(lambda counters: counters.add(f"tpm:{caller.name}", window, -tokens))
+
     async def aclose(self) -> None:
         """Close the Redis connections."""
         if self._redis is not None:

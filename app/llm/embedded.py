@@ -360,7 +360,8 @@ class EmbeddedBackend:
         info = await self._loaded_info()
         parameters = {**OLLAMA_DEFAULTS, "num_ctx": self._settings.n_ctx}
         return {
-            "modelfile": f"FROM {self._path}\n"
+            # The file's name only: where it lives on the server is nobody's business.
+            "modelfile": f"FROM {self._path.name}\n"
             + "".join(f"PARAMETER {k} {v}\n" for k, v in parameters.items()),
             "parameters": "\n".join(f"{k:<16}{v}" for k, v in parameters.items()),
             "template": self._llm.metadata.get("tokenizer.chat_template", ""),

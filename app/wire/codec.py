@@ -24,26 +24,26 @@ def dumps(data: Any) -> bytes:
     return orjson.dumps(data)
 
 
-def loads(data: bytes | str) -> Any:
-    """The parsed body, or InvalidRequest naming what is wrong (and where, when a field is)."""
+def loads(data: bytes | str, where: str = "") -> Any:
+    """The parsed value, or InvalidRequest naming what is wrong, and where: in the field (after
+    `where`, which names the value itself, such as a JSONL line) that holds a bad value."""
     try:
         value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         reason = str(exc)
     else:
         # Counting brackets is quick; only a body with enough of them is walked.
-        brackets = data.count(b"[" if isinstance(data, bytes) else "[") + data.count(
-            b"{" if isinstance(data, bytes) else "{"
-        )
+        raw = data.encode() if isinstance(data, str) else data
+        brackets = raw.count(b"[") + raw.count(b"{")
         if brackets > MAX_DEPTH and _depth(value) > MAX_DEPTH:
-            raise InvalidRequest(f"the request body nests deeper than {MAX_DEPTH} levels")
+            raise InvalidRequest(f"nests deeper than {MAX_DEPTH} levels", field=where or None)
         return value
     try:
         value = json.loads(data)
     except (ValueError, RecursionError):
-        raise InvalidRequest(f"the request body is not valid JSON: {reason}") from None
-    where, problem = _first_unrepresentable(value, "")
-    raise InvalidRequest(problem, field=where or "body")
+        raise InvalidRequest(f"not valid JSON: {reason}", field=where or None) from None
+    path, problem = _first_unrepresentable(value, "")
+    raise InvalidRequest(problem, field=": ".join(part for part in (where, path) if part) or "body")
 
 
 def _first_unrepresentable(value: Any, path: str) -> tuple[str, str]:

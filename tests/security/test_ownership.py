@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from app.main import create_app
 from tests.agent.scripted import AgentScript, react
 from tests.conftest import RedisProcess, app_client
+from tests.fakes import ScriptedBackend
 from tests.security.conftest import ADMIN, ALICE, BOB, MODEL, auth, secured
 
 TEXT = "Llamas live in the Andes. They eat grass and hay, and they hum to each other."
@@ -227,3 +228,26 @@ async def _finished(client: httpx.AsyncClient, batch_id: str) -> dict[str, objec
             return dict(batch)
         await asyncio.sleep(0.05)
     raise AssertionError(f"batch not completed: {batch}")
+
+
+async def test_ownership_kb_model_answers_only_with_a_model_the_key_may_use(
+    tmp_path: Path,
+) -> None:
+    # A key allowed `kb:*` but not the model that writes the answers gets no answer from it,
+    # through chat on either surface, as `/api/rag/query` already refused.
+    kb_only = "kbonly-key-9d8c7b6a5f4e3d2c"
+    keys = f"alice:{ALICE},alice:{kb_only};models=kb:*"
+    settings = secured(tmp_path, api_keys=SecretStr(keys))
+    async with app_client(create_app(settings, backend=ScriptedBackend(model=MODEL))) as client:
+        await alice_collection(client)
+        ask = {"model": "kb:alice-docs", "messages": [{"role": "user", "content": QUESTION}]}
+        for path in ("/api/chat", "/v1/chat/completions"):
+            refused = await client.post(path, json={**ask, "stream": False}, headers=auth(kb_only))
+            assert refused.status_code == 403, (path, refused.text)
+            assert MODEL in refused.json()["error"]["message"]
+            answered = await client.post(path, json={**ask, "stream": False}, headers=auth(ALICE))
+            assert answered.status_code == 200, (path, answered.text)
+        query = {"collection": "alice-docs", "question": QUESTION}
+        assert (
+            await client.post("/api/rag/query", json=query, headers=auth(kb_only))
+        ).status_code == 403
