@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import params
 from fastapi.routing import APIRoute
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from app.wire.codec import loads
@@ -32,7 +32,10 @@ class JsonBodyRoute(APIRoute):
 
         async def parse_then_handle(request: Request) -> Response:
             if request.method in _BODY_METHODS and _is_json(request.headers.get("content-type")):
-                body = await request.body()
+                try:
+                    body = await request.body()
+                except ClientDisconnect:  # gone, or cut off by the body limit, which answers 413
+                    return Response(status_code=400)
                 if body:
                     # Starlette's Request.json() returns this instead of parsing again.
                     request._json = loads(body)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -137,7 +138,10 @@ async def test_failure_mid_stream_becomes_an_error_line(settings: Settings) -> N
         response = await client.post("/api/chat", json=body())
         assert response.status_code == 200
         lines = response.text.splitlines()
-        assert '"error": "the model server went away"' in lines[-1]
+        assert json.loads(lines[-1]) == {
+            "error": "the model server went away",
+            "error_type": "upstream_error",
+        }
         whole = await client.post("/api/chat", json=body(stream=False))
         assert whole.status_code == 502
         assert error_of(whole)["type"] == "upstream_error"

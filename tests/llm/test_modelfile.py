@@ -15,7 +15,7 @@ from app.llm.modelfile import (
     read_modelfile,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SEED_SYSTEM = (
     "\nEres un experto en derecho corporativo mexicano.\n"
     "Proporciona respuestas precisas, citando artículos cuando sea posible.\n"
