@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 SYSTEM_PACKAGES := redis-server prometheus nginx chromium
 SYSTEM_BINARIES := redis-server promtool nginx chromium
 
-.PHONY: run test lint bench load system-deps clean
+.PHONY: run test lint bench load eval-rag system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,11 @@ bench: system-deps $(VENV)/.bench-deps $(LITELLM_VENV)/bin/litellm
 # restarted midway (bench/load.py; its figures are in docs/RELIABILITY.md).
 load: system-deps $(VENV)/.test-deps
 	$(BIN)/python -m bench.load
+
+# The bilingual retrieval evaluation on the test split of bench/data/rag_eval (bench/rag_eval.py;
+# its baseline is in docs/BENCHMARKS.md). `--split dev` is the one to tune on.
+eval-rag: $(VENV)/.test-deps
+	$(BIN)/python -m bench.rag_eval --split test
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -52,6 +52,9 @@ def main() -> int:
     rows += batch_throughput.rows(batch)
     table = "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows)
     DOC.parent.mkdir(exist_ok=True)
+    # Sections kept by hand below the table (`## ...`, e.g. the retrieval evaluation) survive.
+    previous = DOC.read_text() if DOC.exists() else ""
+    kept = previous[previous.index("\n## ") :] if "\n## " in previous else ""
     DOC.write_text(
         f"""# Benchmarks
 
@@ -65,6 +68,7 @@ figures are medians unless marked p99. Servers run in their own processes, as cl
 | --- | --- | --- | --- |
 {table}
 """
+        + kept
     )
     print(f"wrote {DOC}")
     return 0
