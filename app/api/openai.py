@@ -17,8 +17,8 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from app.api.deps import CachePolicyDep, CompletionsDep, PrincipalDep, RagDep
 from app.api.errors import streamed
 from app.api.ollama import merge_chunks
-from app.api.openai_schema import ChatCompletionRequest, EmbeddingRequest
-from app.core.errors import LlamaradaError, NotFound
+from app.api.openai_schema import ChatCompletionRequest, EmbeddingRequest, openai_field
+from app.core.errors import InvalidRequest, LlamaradaError, NotFound
 from app.llm.base import Chunk
 from app.llm.completions import Reply
 from app.rag.answer import KnowledgeReply, is_kb_model
@@ -46,7 +46,10 @@ async def chat_completions(
     if is_kb_model(request.model):
         reply: Reply = await rag.answers.rag_chat(request, policy, caller=caller)
     else:
-        reply = await completions.chat(request, policy, caller=caller)
+        try:
+            reply = await completions.chat(request, policy, caller=caller)
+        except InvalidRequest as exc:
+            raise openai_field(exc) from None
     headers = {"X-Cache": reply.cache.value}
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     if body.stream:

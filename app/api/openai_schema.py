@@ -262,3 +262,12 @@ def _format(response_format: ResponseFormat | None) -> JsonFormat:
     if response_format.json_schema is None or not response_format.json_schema.schema_:
         raise InvalidRequest("json_schema.schema is required", field="response_format")
     return response_format.json_schema.schema_
+
+
+def openai_field(exc: InvalidRequest) -> InvalidRequest:
+    """A refusal of the internal request's `format`, naming the field the OpenAI request used."""
+    field = exc.field or ""
+    if field != "format" and not field.startswith("format."):
+        return exc
+    reason = exc.message.removeprefix(f"{field}: ")
+    return InvalidRequest(reason, field="response_format.json_schema.schema" + field[6:])
