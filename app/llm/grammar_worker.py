@@ -15,6 +15,10 @@ import resource
 import sys
 from typing import Any
 
+# The converter's string character lets raw control characters through, which JSON forbids (and
+# clients' parsers refuse); llama.cpp's own converter and JSON grammar exclude them like this.
+LOOSE_CHAR = 'char ::= [^"\\\\] |'
+STRICT_CHAR = 'char ::= [^"\\\\\\x7F\\x00-\\x1F] |'
 
 def _vm_size() -> int:
     with open("/proc/self/status") as status:
@@ -34,6 +38,7 @@ def compile_schema(schema: str, max_bytes: int, lib: Any, to_gbnf: Any) -> dict[
         return {"error": "the schema nests too deeply to build a grammar"}
     except Exception as exc:  # the converter raises bare exceptions on schemas it cannot map
         return {"error": f"unsupported JSON schema: {str(exc)[:200]}"}
+    grammar = grammar.replace(LOOSE_CHAR, STRICT_CHAR)
     size = len(grammar.encode())
     if size > max_bytes:
         return {"error": f"the schema's grammar is {size} bytes, at most {max_bytes} allowed"}

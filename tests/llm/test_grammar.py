@@ -50,6 +50,8 @@ async def test_grammar_builds_each_everyday_schema_once() -> None:
         for schema in EVERYDAY:
             await compiler.grammar(schema)
         assert compiler.built == len(EVERYDAY)
+        # Strings hold no raw control characters: JSON forbids them.
+        assert "\\x00-\\x1F" in await compiler.grammar({"type": "string"})
     finally:
         await compiler.aclose()
     assert worker_pids() == []
