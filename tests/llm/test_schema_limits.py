@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 
-from app.config import LimitSettings
+from app.config import LimitSettings, Settings
 from app.core.errors import InvalidRequest
 from app.llm.schema_limits import check_format, pattern_repeats
+from app.main import create_app
+from tests.conftest import app_client
+from tests.fakes import ScriptedBackend
 from tests.llm.schemas import EVERYDAY, json_values
 
 LIMITS = LimitSettings()
@@ -115,3 +119,29 @@ def test_schema_limits_follow_the_settings() -> None:
 )
 def test_schema_limits_pattern_repeats_multiply_when_nested(pattern: str, repeats: int) -> None:
     assert pattern_repeats(pattern) == repeats
+
+
+@pytest.mark.timeout(60)
+async def test_schema_limits_stop_a_schema_before_any_backend(tmp_path: Path) -> None:
+    """The pipeline checks: an Ollama upstream never sees the schema; a fine one goes through."""
+    backend = ScriptedBackend()
+    settings = Settings(_env_file=None, data_dir=tmp_path / "data", default_model=backend.model)
+    bomb = {"type": "array", "items": {"type": "string"}, "minItems": 10**9}
+    fine = EVERYDAY[0]
+    schema_body = {"type": "json_schema", "json_schema": {"name": "x", "schema": bomb}}
+    async with app_client(create_app(settings, backend=backend)) as client:
+        chat = {"messages": [{"role": "user", "content": "hi"}], "stream": False}
+        refused = [
+            await client.post("/api/chat", json={**chat, "format": bomb}),
+            await client.post("/api/generate", json={"prompt": "hi", "format": bomb}),
+            await client.post(
+                "/v1/chat/completions",
+                json={"model": backend.model, **chat, "response_format": schema_body},
+            ),
+        ]
+        assert [response.status_code for response in refused] == [422, 422, 422]
+        assert refused[0].json()["error"]["message"].startswith("format.minItems: ")
+        assert refused[2].json()["error"]["param"] == "response_format.json_schema.schema.minItems"
+        assert backend.requests == []
+        assert (await client.post("/api/chat", json={**chat, "format": fine})).status_code == 200
+    assert backend.requests[0].format == fine
