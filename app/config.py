@@ -72,6 +72,12 @@ class LimitSettings(BaseModel):
     max_grammar_bytes: int = Field(default=262_144, ge=4096, description="the built grammar")
     grammar_memory_mb: int = Field(default=512, ge=64, description="the grammar builder's memory")
     grammar_timeout: float = Field(default=10.0, gt=0, description="seconds to build one grammar")
+    grammar_check_tokens: int = Field(
+        default=8, ge=0, description="tokens sampled through a new grammar to time it (0: off)"
+    )
+    grammar_token_ms: int = Field(
+        default=250, ge=1, description="CPU ms one token's grammar matching may take in that check"
+    )
 
 
 class QuotaSettings(BaseModel):

@@ -175,7 +175,7 @@ class EmbeddedBackend:
         self._settings = settings
         self._path = settings.model_path or default_model_path()
         self._slot = ModelSlot(settings.max_queue, settings.retry_after, on_waiting)
-        self.grammars = GrammarCompiler(limits or LimitSettings())
+        self.grammars = GrammarCompiler(limits or LimitSettings(), self._path)
         self._llm: Any = None
         self._embedder: Any = None
         self._formatter: Any = None

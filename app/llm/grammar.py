@@ -32,8 +32,9 @@ Outcome = tuple[str, str]  # (grammar, "") or ("", why there is none)
 class GrammarCompiler:
     """Grammars for JSON schemas, from a child process that may die without harm."""
 
-    def __init__(self, limits: LimitSettings) -> None:
+    def __init__(self, limits: LimitSettings, model_path: Path | None = None) -> None:
         self._limits = limits
+        self._model_path = model_path  # its vocabulary lets the child try sampling
         self._outcomes: OrderedDict[str, Outcome] = OrderedDict()
         self._lock = asyncio.Lock()  # one schema at a time: a flood of new ones queues here
         self._process: asyncio.subprocess.Process | None = None
@@ -62,7 +63,14 @@ class GrammarCompiler:
 
     async def _build(self, text: str) -> Outcome:
         self.built += 1
-        request = json.dumps({"schema": text, "max_bytes": self._limits.max_grammar_bytes})
+        request = json.dumps(
+            {
+                "schema": text,
+                "max_bytes": self._limits.max_grammar_bytes,
+                "tokens": self._limits.grammar_check_tokens,
+                "token_ms": self._limits.grammar_token_ms,
+            }
+        )
         while True:
             reused = self._process is not None and self._process.returncode is None
             try:
@@ -105,6 +113,7 @@ class GrammarCompiler:
                 "-I",  # the child imports nothing from the working directory or PYTHON* paths
                 str(WORKER),
                 str(self._limits.grammar_memory_mb * 1024 * 1024),
+                *([str(self._model_path)] if self._model_path else []),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.DEVNULL,

@@ -11,6 +11,7 @@ import pytest
 
 from app.config import LimitSettings
 from app.core.errors import InvalidRequest
+from app.llm.embedded import default_model_path
 from app.llm.grammar import GrammarCompiler
 from tests.llm.schemas import EVERYDAY, REPORTED
 
@@ -43,7 +44,7 @@ async def lifted() -> AsyncIterator[GrammarCompiler]:
 
 
 async def test_grammar_builds_each_everyday_schema_once() -> None:
-    compiler = GrammarCompiler(LimitSettings())
+    compiler = GrammarCompiler(LimitSettings(), default_model_path())  # sampled through, too
     try:
         for schema in EVERYDAY:
             assert "root ::=" in await compiler.grammar(schema)
@@ -114,5 +115,18 @@ async def test_grammar_too_big_for_the_setting_is_422() -> None:
         with pytest.raises(InvalidRequest) as caught:
             await compiler.grammar({"enum": [f"value {i}" for i in range(1000)]})
         assert "at most 4096" in caught.value.message
+    finally:
+        await compiler.aclose()
+
+
+async def test_grammar_whose_matching_crawls_is_422() -> None:
+    """`(a?){0,500}` passes the count limits, but each token's matching takes seconds."""
+    limits = LimitSettings(grammar_timeout=5)
+    compiler = GrammarCompiler(limits, default_model_path())
+    try:
+        assert await compiler.grammar({"type": "string", "pattern": "^(a?){0,5}$"})
+        with pytest.raises(InvalidRequest) as caught:
+            await compiler.grammar({"type": "string", "pattern": "^(a?){0,500}$"})
+        assert "per token" in caught.value.message or "longer" in caught.value.message
     finally:
         await compiler.aclose()
