@@ -9,7 +9,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import batch_throughput, cache_hit, proxy_overhead, rag_ingest, rag_search, stream_rate
+from bench import (
+    batch_throughput,
+    cache_hit,
+    proxy_overhead,
+    rag_ingest,
+    rag_search,
+    schema_guard,
+    stream_rate,
+)
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "BENCHMARKS.md"
 
@@ -32,6 +40,9 @@ def main() -> int:
     print("batch throughput: API concurrency, 1 and 2 workers, vs sequential ...", flush=True)
     batch = batch_throughput.run()
     print(batch, flush=True)
+    print("format schemas: the check per request, the child process per new schema ...", flush=True)
+    schemas = schema_guard.run()
+    print(schemas, flush=True)
     when = datetime.now(UTC).strftime("%Y-%m-%d")
     rows = [
         (
@@ -50,6 +61,7 @@ def main() -> int:
     rows += _proxy_rows(proxy)
     rows += _rag_rows(ingest, search)
     rows += batch_throughput.rows(batch)
+    rows += schema_guard.rows(schemas)
     table = "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows)
     DOC.parent.mkdir(exist_ok=True)
     # Sections kept by hand below the table (`## ...`, e.g. the retrieval evaluation) survive.

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 from asgi_lifespan import LifespanManager
 
-from app.config import Settings
+from app.core.config import Settings
 from app.main import create_app
 from bench.rag_eval_set import CORPUS, Question, load_questions, normalise
 

@@ -13,7 +13,7 @@ from app.api.deps import ChatDep, CompletionsDep, ModelCallDep, PrincipalDep
 from app.api.errors import streamed
 from app.api.responses import JSON, streamed_reply
 from app.api.routing import JsonBodyRoute
-from app.core.errors import NotFound
+from app.core.errors import InvalidRequest, NotFound
 from app.wire.openai import (
     DONE,
     ChatCompletionRequest,
@@ -21,6 +21,7 @@ from app.wire.openai import (
     chunk_events,
     completion,
     model_object,
+    openai_field,
     sse_error,
 )
 from app.wire.stream import SSE, guarded
@@ -35,7 +36,10 @@ router = APIRouter(prefix="/v1", tags=["openai"], route_class=JsonBodyRoute)
 )
 async def chat_completions(body: ChatCompletionRequest, call: ModelCallDep) -> Response:
     """Chat with a model (`kb:<collection>`: a cited answer); Server-Sent Events when `stream`."""
-    reply = await call.chat.chat(body.to_chat_request(), call.policy, caller=call.caller)
+    try:
+        reply = await call.chat.chat(body.to_chat_request(), call.policy, caller=call.caller)
+    except InvalidRequest as exc:  # named as the OpenAI request names the field
+        raise openai_field(exc) from None
     if body.stream:
         usage = bool(body.stream_options and body.stream_options.include_usage)
         return streamed_reply(reply, guarded(chunk_events(reply, usage), sse_error, DONE), SSE)

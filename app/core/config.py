@@ -64,6 +64,21 @@ class LimitSettings(BaseModel):
     max_messages: int = Field(default=256, ge=1)
     max_prompt_chars: int = Field(default=100_000, ge=1)
     max_num_predict: int = Field(default=2048, ge=1)
+    # A `format` JSON schema becomes a grammar: bounded before, built in a child (app.llm.grammar).
+    max_schema_bytes: int = Field(default=32_768, ge=256, description="JSON characters")
+    max_schema_depth: int = Field(default=32, ge=2, description="nested objects and arrays")
+    max_schema_repeat: int = Field(
+        default=500, ge=1, description="largest minItems/maxLength/... and regex {m,n}"
+    )
+    max_grammar_bytes: int = Field(default=262_144, ge=4096, description="the built grammar")
+    grammar_memory_mb: int = Field(default=512, ge=64, description="the grammar builder's memory")
+    grammar_timeout: float = Field(default=10.0, gt=0, description="seconds to build one grammar")
+    grammar_check_tokens: int = Field(
+        default=8, ge=0, description="tokens sampled through a new grammar to time it (0: off)"
+    )
+    grammar_token_ms: int = Field(
+        default=250, ge=1, description="CPU ms one token's grammar matching may take in that check"
+    )
 
 
 class QuotaSettings(BaseModel):

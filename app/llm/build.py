@@ -26,7 +26,7 @@ def build_backend(settings: Settings, metrics: Metrics) -> Backend:
     from app.llm.modelfile import load_models
 
     gauge = metrics.queue_waiting.labels(backend="embedded")
-    embedded = EmbeddedBackend(settings.embedded, on_waiting=gauge.set)
+    embedded = EmbeddedBackend(settings.embedded, on_waiting=gauge.set, limits=settings.limits)
     return AliasedBackend(embedded, load_models(settings.models_dir))
 
 

@@ -32,6 +32,7 @@ from app.llm.base import (
     Options,
 )
 from app.llm.flight import Flight
+from app.llm.schema_limits import check_format
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +109,7 @@ class CompletionService:
                 field="messages",
             )
         self._check_prompt_size(sum(len(m.content) for m in request.messages), "messages")
+        check_format(request.format, self.limits)
         resolved = await self._resolved(request.model, request.options, caller)
         request = request.model_copy(update=resolved)
         return await self._serve(
@@ -121,6 +123,7 @@ class CompletionService:
         if not request.prompt and not request.images:
             return await self._load(request.model, request.keep_alive, caller)
         self._check_prompt_size(len(request.prompt) + len(request.system or ""), "prompt")
+        check_format(request.format, self.limits)
         resolved = await self._resolved(request.model, request.options, caller)
         request = request.model_copy(update=resolved)
         return await self._serve(

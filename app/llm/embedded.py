@@ -7,7 +7,6 @@ import contextlib
 import functools
 import hashlib
 import importlib.util
-import json
 import logging
 import threading
 import time
@@ -17,9 +16,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from app.core.config import EmbeddedSettings
+from app.core.config import EmbeddedSettings, LimitSettings
 from app.core.errors import InvalidRequest, ModelNotFound, Overloaded, UpstreamUnavailable
-from app.llm.base import ChatRequest, Chunk, Embeddings, GenerateRequest, ModelInfo, Options
+from app.llm.base import (
+    ChatRequest,
+    Chunk,
+    Embeddings,
+    GenerateRequest,
+    JsonFormat,
+    ModelInfo,
+    Options,
+)
+from app.llm.grammar import GrammarCompiler
 
 logger = logging.getLogger(__name__)
 
@@ -157,13 +165,17 @@ class EmbeddedBackend:
     """Serves one GGUF model in process through llama-cpp-python."""
 
     def __init__(
-        self, settings: EmbeddedSettings, on_waiting: Callable[[int], None] = lambda _: None
+        self,
+        settings: EmbeddedSettings,
+        on_waiting: Callable[[int], None] = lambda _: None,
+        limits: LimitSettings | None = None,
     ) -> None:
         self.name = "embedded"
         self.model_name = settings.model_name
         self._settings = settings
         self._path = settings.model_path or default_model_path()
         self._slot = ModelSlot(settings.max_queue, settings.retry_after, on_waiting)
+        self.grammars = GrammarCompiler(limits or LimitSettings(), self._path)
         self._llm: Any = None
         self._embedder: Any = None
         self._formatter: Any = None
@@ -186,6 +198,7 @@ class EmbeddedBackend:
     async def aclose(self) -> None:
         """Release the model thread and the model."""
         await asyncio.to_thread(self._slot.close)
+        await self.grammars.aclose()
         self._llm = self._embedder = None
 
     def _load(self, *, embedding: bool) -> Any:
@@ -279,10 +292,10 @@ class EmbeddedBackend:
         prompt: str,
         stop: list[str],
         options: Options | None,
-        json_format: str | dict[str, Any] | None,
+        json_format: JsonFormat,
     ) -> AsyncGenerator[Chunk, None]:
         kwargs = self._sampling(options, stop)
-        kwargs["grammar"] = _grammar(json_format)
+        kwargs["grammar"] = await self._grammar(json_format)
         tokens: list[int] = []
         started = time.perf_counter_ns()
         first_at = 0
@@ -322,6 +335,16 @@ class EmbeddedBackend:
             prompt_eval_duration=first_at - started,
             eval_duration=ended - first_at,
         )
+
+    async def _grammar(self, json_format: JsonFormat) -> Any:
+        """The grammar for `format`; a schema's is built (and checked) in a child process."""
+        if json_format is None:
+            return None
+        from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
+
+        if json_format == "json":
+            return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
+        return LlamaGrammar.from_string(await self.grammars.grammar(json_format), verbose=False)
 
     def _sampling(self, options: Options | None, stop: list[str]) -> dict[str, Any]:
         given = options.model_dump(exclude_none=True) if options else {}
@@ -406,19 +429,6 @@ def _file_digest(path: Path, size: int, mtime_ns: int) -> str:
         while block := file.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _grammar(json_format: str | dict[str, Any] | None) -> Any:
-    if json_format is None:
-        return None
-    from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
-
-    if json_format == "json":
-        return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
-    try:
-        return LlamaGrammar.from_json_schema(json.dumps(json_format), verbose=False)
-    except Exception as exc:  # the converter raises bare exceptions on schemas it can't map
-        raise InvalidRequest(f"unsupported JSON schema: {exc}", field="format") from None
 
 
 def _quantization(file_name: str) -> str:

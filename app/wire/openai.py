@@ -396,3 +396,12 @@ def usage(chunk: Chunk) -> dict[str, int]:
         "completion_tokens": chunk.eval_count,
         "total_tokens": chunk.prompt_eval_count + chunk.eval_count,
     }
+
+
+def openai_field(exc: InvalidRequest) -> InvalidRequest:
+    """A refusal of the internal request's `format`, naming the field the OpenAI request used."""
+    field = exc.field or ""
+    if field != "format" and not field.startswith("format."):
+        return exc
+    reason = exc.message.removeprefix(f"{field}: ")
+    return InvalidRequest(reason, field="response_format.json_schema.schema" + field[6:])
