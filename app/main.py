@@ -56,7 +56,11 @@ def build_cache(settings: Settings) -> ResponseCache | None:
     if settings.cache_ttl == 0:
         return None
     if settings.redis_url is not None:
-        return RedisCache(settings.redis_url.get_secret_value(), settings.cache_ttl)
+        return RedisCache(
+            settings.redis_url.get_secret_value(),
+            settings.cache_ttl,
+            max_connections=settings.redis_max_connections,
+        )
     return MemoryCache(settings.cache_ttl, settings.cache_max_entries)
 
 
@@ -80,7 +84,9 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
             metrics.backend_up.labels(backend=model_backend.name).set(1)
         app.state.cache = cache
         redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
-        app.state.quotas = Quotas(settings.quota, redis_url)
+        app.state.quotas = Quotas(
+            settings.quota, redis_url, max_connections=settings.redis_max_connections
+        )
         app.state.completions = CompletionService(
             model_backend,
             cache,
