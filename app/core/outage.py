@@ -1,5 +1,5 @@
-"""Outside systems that may go away: a Redis client that fails fast without tearing down the
-connections other requests use, and the outage state, logged once and retried later."""
+"""Outside systems that may go away: a Redis client on a bounded pool whose commands wait for a
+connection, and the outage state, logged once and retried later."""
 
 from __future__ import annotations
 
