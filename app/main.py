@@ -51,7 +51,9 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
             metrics.backend_up.labels(backend=model_backend.name).set(1)
         app.state.cache = cache
         redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
-        app.state.quotas = Quotas(settings.quota, redis_url)
+        app.state.quotas = Quotas(
+            settings.quota, redis_url, max_connections=settings.redis_max_connections
+        )
         completions = build_completions(settings, model_backend, cache, metrics)
         app.state.completions = completions
         http = httpx.AsyncClient()  # the agent's tools' client (Open-Meteo)

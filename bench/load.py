@@ -1,13 +1,14 @@
 """Load and soak, by hand (`make load`, `python -m bench.load`): loopback only, a few minutes.
 
 1. Streaming: `--clients` concurrent clients (200) stream `/api/chat` answers through nginx and
-   the gateway from a paced scripted upstream, `--rounds` answers each. A tenth of them use a key
-   limited to 30 requests a minute, so some 429s are deliberate; any other status or a broken
-   stream is an error. The gateway's RSS is sampled from /proc all along: flat memory means
-   the last round ends about where the first did.
-2. Soak: `--soak` (3000) cached `/api/chat` requests through nginx, 50 at a time, with Redis
-   killed a third of the way through and started again at two thirds: every answer must be a
-   200 (BYPASS while Redis is away, HIT again after).
+   the gateway from a paced scripted upstream, `--rounds` answers each. Every key has a quota
+   (counted in Redis); a tenth of the clients use a key limited to 30 requests a minute, so some
+   429s are deliberate; any other status or a broken stream is an error. The gateway's RSS is
+   sampled from /proc all along: flat memory means the last round ends about where the first did.
+2. Soak: `--soak` (3000) cached `/api/chat` requests through nginx, `--soak-clients` (200) at
+   a time, with a quota'd key; Redis is killed once a third are answered (the rest in flight)
+   and started again at two thirds: every answer must be a 200 (BYPASS while Redis is away,
+   HIT again after).
 
 Prints a JSON summary and the rows docs/RELIABILITY.md shows.
 """
@@ -41,7 +42,7 @@ from tests.e2e.nginx import run_nginx
 
 KEY = "load-key-0123456789abcdef"
 LIMITED = "limited-key-0123456789abcdef"
-KEYS = f"load:{KEY},limited:{LIMITED};rpm=30"
+KEYS = f"load:{KEY};rpm=1000000;tpm=1000000000,limited:{LIMITED};rpm=30"
 DELIBERATE = {429}  # the limited key's quota; 503 would be a full queue, also deliberate
 SOAK_PROMPTS = 20
 
@@ -203,43 +204,61 @@ async def streaming(url: str, clients: int, rounds: int, sampler: MemorySampler)
     }
 
 
-async def soak(url: str, requests: int, server: RedisServer) -> dict[str, Any]:
-    """Cached answers, 50 at a time; Redis killed at a third and back at two thirds."""
+async def soak(url: str, requests: int, clients: int, server: RedisServer) -> dict[str, Any]:
+    """Cached answers, `clients` at a time; Redis killed when a third have been answered (with
+    `clients` requests in flight) and started again at two thirds. Each answer counts in the
+    phase its request started in."""
     tally = Tally()
-    gate = asyncio.Semaphore(50)
+    gate = asyncio.Semaphore(clients)
     phases: dict[str, Counter[str]] = {p: Counter() for p in ("before", "outage", "after")}
     phase = "before"
+    answered = 0
+    third, two_thirds = asyncio.Event(), asyncio.Event()
 
     async def one(client: httpx.AsyncClient, index: int) -> None:
+        nonlocal answered
         prompt = f"cached question {index % SOAK_PROMPTS}"
         body = {"model": MODEL, "messages": [{"role": "user", "content": prompt}], "stream": False}
         async with gate:
+            started_in = phase
             try:
                 response = await client.post(
                     "/api/chat", json=body, headers={"Authorization": f"Bearer {KEY}"}
                 )
             except httpx.HTTPError as exc:
                 tally.errors.append(f"{type(exc).__name__}: {exc}")
-                return
+                response = None
+        answered += 1
+        if answered == requests // 3:
+            third.set()
+        if answered == 2 * requests // 3:
+            two_thirds.set()
+        if response is None:
+            return
         tally.statuses[response.status_code] += 1
         cache = response.headers.get("x-cache", "-")
         tally.cache[cache] += 1
-        phases[phase][cache] += 1
+        phases[started_in][cache] += 1
 
-    limits = httpx.Limits(max_connections=60, max_keepalive_connections=60)
+    async def outage() -> None:
+        nonlocal phase
+        loop = asyncio.get_running_loop()
+        await third.wait()
+        phase = "outage"
+        await loop.run_in_executor(None, server.stop)
+        await two_thirds.wait()
+        await loop.run_in_executor(None, server.start)
+        phase = "after"
+
+    limits = httpx.Limits(max_connections=clients + 10, max_keepalive_connections=clients + 10)
     started = time.perf_counter()
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
-        third = requests // 3
-        await asyncio.gather(*(one(client, i) for i in range(third)))
-        server.stop()
-        phase = "outage"
-        await asyncio.gather(*(one(client, i) for i in range(third, 2 * third)))
-        server.start()
-        await asyncio.sleep(1.2)  # the gateway tries Redis again after a second's pause
-        phase = "after"
-        await asyncio.gather(*(one(client, i) for i in range(2 * third, requests)))
+        chaos = asyncio.create_task(outage())
+        await asyncio.gather(*(one(client, i) for i in range(requests)))
+        await chaos
     return {
         "requests": requests,
+        "clients": clients,
         "statuses": dict(sorted(tally.statuses.items())),
         "unexpected": tally.unexpected(),
         "errors": tally.errors[:5],
@@ -287,6 +306,7 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--soak", type=int, default=3000)
+    parser.add_argument("--soak-clients", type=int, default=200)
     parser.add_argument("--delay", type=float, default=0.02, help="seconds between upstream words")
     parser.add_argument("--pieces", type=int, default=20, help="words per answer")
     args = parser.parse_args()
@@ -298,7 +318,7 @@ def main() -> int:
             print(f"streaming: {args.clients} clients x {args.rounds} rounds ...", flush=True)
             streamed = asyncio.run(streaming(url, args.clients, args.rounds, sampler))
             print(f"soak: {args.soak} cached requests, Redis restarted midway ...", flush=True)
-            soaked = asyncio.run(soak(url, args.soak, server))
+            soaked = asyncio.run(soak(url, args.soak, args.soak_clients, server))
             peak = max(kib for _, kib in sampler.samples)
     finally:
         server.stop()

@@ -59,7 +59,9 @@ async def run_worker(
     rag = build_rag(settings, completions, metrics)  # items may ask `kb:` models
     store = RedisBatchStore(url, batch.retention)
     redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
-    quotas = Quotas(settings.quota, redis_url)  # the keys' budgets, shared with the API
+    quotas = Quotas(  # the keys' budgets, shared with the API
+        settings.quota, redis_url, max_connections=settings.redis_max_connections
+    )
     runner = JobRunner(store, ItemRunner(rag.chat, batch, quotas), batch, metrics)
     queue = BatchRedisQueue(aioredis.from_url(url), name=QUEUE_NAME)
     beat = max(batch.heartbeat / 3, 0.2)

@@ -1,12 +1,12 @@
 """The response cache: Redis when configured, an in-process TTL+LRU otherwise.
 
-Both fail open: an unreachable Redis raises `CacheUnavailable`, the caller serves the request
-uncached, and the cache is tried again after a short pause, so it comes back by itself.
+Both fail open: any failure of Redis (down, slow, out of pooled connections, a broken socket)
+raises `CacheUnavailable`, the caller serves the request uncached, and the cache is tried again
+after a short pause, so it comes back by itself.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -15,13 +15,11 @@ from enum import StrEnum
 from typing import Any, Protocol, cast
 
 import orjson
-import redis.asyncio as aioredis
 from cachetools import TTLCache
-from redis.exceptions import RedisError
 
 from app.core.config import Settings
 from app.core.errors import CacheUnavailable
-from app.core.outage import Outage
+from app.core.outage import Outage, redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -110,11 +108,15 @@ class RedisCache:
     name = "redis"
 
     def __init__(
-        self, url: str, ttl: int, *, timeout: float = 0.5, retry_pause: float = 1.0
+        self,
+        url: str,
+        ttl: int,
+        *,
+        max_connections: int = 64,
+        timeout: float = 2.0,
+        retry_pause: float = 1.0,
     ) -> None:
-        self._client = aioredis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout, retry_on_timeout=False
-        )
+        self._client = redis_client(url, max_connections=max_connections, timeout=timeout)
         self._ttl = ttl
         self._outage = Outage(
             logger,
@@ -141,8 +143,7 @@ class RedisCache:
             raise CacheUnavailable("redis is down")
         try:
             result = await command()
-        except (RedisError, OSError) as exc:
-            await self._drop_connections()
+        except Exception as exc:  # whatever went wrong, a cache that fails is a miss
             self._outage.failed(exc)
             raise CacheUnavailable(str(exc)) from exc
         self._outage.succeeded()
@@ -152,17 +153,15 @@ class RedisCache:
         """Close the connection pool."""
         await self._client.aclose()
 
-    async def _drop_connections(self) -> None:
-        """Close every pooled connection: after a Redis restart each would fail once more, and
-        each failure pauses the cache again."""
-        with contextlib.suppress(RedisError, OSError):
-            await self._client.connection_pool.disconnect()
-
 
 def build_cache(settings: Settings) -> ResponseCache | None:
     """Redis when configured, in-process otherwise; None when the TTL is 0."""
     if settings.cache_ttl == 0:
         return None
     if settings.redis_url is not None:
-        return RedisCache(settings.redis_url.get_secret_value(), settings.cache_ttl)
+        return RedisCache(
+            settings.redis_url.get_secret_value(),
+            settings.cache_ttl,
+            max_connections=settings.redis_max_connections,
+        )
     return MemoryCache(settings.cache_ttl, settings.cache_max_entries)

@@ -222,6 +222,11 @@ class Settings(BaseSettings):
     ollama_connect_timeout: float = Field(default=5.0, gt=0)
     ollama_read_timeout: float = Field(default=300.0, gt=0)
     redis_url: SecretStr | None = None
+    redis_max_connections: int = Field(
+        default=64,
+        ge=1,
+        description="connections each Redis client (cache, quotas) keeps; more requests wait",
+    )
     chroma_url: str | None = None
     data_dir: Path = Path("./data")
     models_dir: Path = Path("models")  # custom models: <models_dir>/<name>/Modelfile

@@ -1,9 +1,35 @@
-"""The state of an outside system that may go away: logged once when it does, retried later."""
+"""Outside systems that may go away: a Redis client on a bounded pool whose commands wait for a
+connection, and the outage state, logged once and retried later."""
 
 from __future__ import annotations
 
 import logging
 import time
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+# Seconds a command waits for a free pooled connection before failing. A full pool on a busy
+# event loop drains in a few seconds; failing sooner would report an outage that is only load.
+POOL_WAIT = 5.0
+
+
+def redis_client(url: str, *, max_connections: int, timeout: float) -> aioredis.Redis:
+    """A client on a bounded pool: commands wait for a free connection instead of failing,
+    and a connection broken by a restart is reconnected and the command sent once more."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=POOL_WAIT,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        # redis-py's default retries a failing command ten times with back-off, holding its
+        # connection for seconds while Redis is down: one immediate retry, for stale sockets.
+        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+    )
+    return aioredis.Redis.from_pool(pool)
 
 
 class Outage:

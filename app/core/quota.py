@@ -6,14 +6,14 @@ at the boundary, two counters per key, one atomic script per check. A request is
 is admitted; its tokens are counted when its answers end (`record_tokens`, from the final chunk's
 counters) and checked before the key's next request that may generate (a POST).
 
-When Redis cannot answer, the counts move to this process: limits stay on (each process then
-counts alone, so N processes allow up to N times the budget until Redis is back), the outage is
-logged once, and Redis is tried again after a short pause.
+When Redis cannot answer (down, slow, out of pooled connections, any error at all), the counts
+move to this process: limits stay on (each process then counts alone, so N processes allow up to
+N times the budget until Redis is back), the outage is logged once, and Redis is tried again
+after a short pause.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import time
@@ -22,13 +22,10 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol, TypeVar, cast
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
-
 from app.core.auth import Principal
 from app.core.config import QuotaSettings
 from app.core.errors import QuotaExceeded
-from app.core.outage import Outage
+from app.core.outage import Outage, redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -128,10 +125,8 @@ class MemoryCounters:
 class RedisCounters:
     """Counts shared by every process, in Redis."""
 
-    def __init__(self, url: str, *, timeout: float = 0.5) -> None:
-        self._client = aioredis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout, retry_on_timeout=False
-        )
+    def __init__(self, url: str, *, max_connections: int = 64, timeout: float = 2.0) -> None:
+        self._client = redis_client(url, max_connections=max_connections, timeout=timeout)
         self._take = self._client.register_script(_TAKE)
 
     async def take(
@@ -151,11 +146,6 @@ class RedisCounters:
             pipe.expire(name, 2 * WINDOW + 10)
             await pipe.execute()
 
-    async def drop_connections(self) -> None:
-        """Close every pooled connection, so none that a Redis restart broke is used again."""
-        with contextlib.suppress(RedisError, OSError):
-            await self._client.connection_pool.disconnect()
-
     async def aclose(self) -> None:
         """Close the connection pool."""
         await self._client.aclose()
@@ -169,11 +159,14 @@ class Quotas:
         settings: QuotaSettings,
         redis_url: str | None = None,
         *,
+        max_connections: int = 64,
         clock: Callable[[], float] = time.time,
         retry_pause: float = 1.0,
     ) -> None:
         self.settings = settings
-        self._redis = RedisCounters(redis_url) if redis_url else None
+        self._redis = (
+            RedisCounters(redis_url, max_connections=max_connections) if redis_url else None
+        )
         self._memory = MemoryCounters()
         self._clock = clock
         self._outage = Outage(
@@ -250,8 +243,7 @@ class Quotas:
         if self._redis is not None and not self._outage.pausing:
             try:
                 result = await work(self._redis)
-            except (RedisError, OSError) as exc:
-                await self._redis.drop_connections()
+            except Exception as exc:  # whatever went wrong, the counts move to this process
                 self._outage.failed(exc)
             else:
                 self._outage.succeeded()

@@ -68,14 +68,23 @@ class OllamaBackend:
         self, path: str, model: str, body: dict[str, Any], shape: str
     ) -> AsyncGenerator[Chunk, None]:
         async with self._request("POST", path, model, json=body) as response:
+            answered = False
             try:
                 async for line in response.aiter_lines():
                     if line.strip():
-                        yield _chunk(_parse_line(line), shape)
+                        chunk = _chunk(_parse_line(line), shape)
+                        answered = True
+                        yield chunk
             except httpx.TimeoutException:
                 raise UpstreamUnavailable(f"{self.name} stopped sending mid-answer") from None
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:
+                if not answered:  # nothing of the answer came: another server may take it
+                    raise UpstreamUnavailable(
+                        f"{self.name} dropped the connection before answering: {exc}"
+                    ) from None
                 raise UpstreamError(f"{self.name} cut the answer short: {exc}") from None
+            if not answered:
+                raise UpstreamUnavailable(f"{self.name} ended the answer before its first line")
 
     @asynccontextmanager
     async def _request(
@@ -92,8 +101,10 @@ class OllamaBackend:
             raise UpstreamUnavailable(f"cannot connect to Ollama at {self.name}") from None
         except httpx.TimeoutException:
             raise UpstreamUnavailable(f"Ollama at {self.name} timed out") from None
-        except httpx.TransportError as exc:
-            raise UpstreamError(f"Ollama at {self.name} failed: {exc}") from None
+        except httpx.RequestError as exc:
+            # Dropped, reset, or an empty or truncated head: the server is gone before it
+            # answered, which is what "unavailable" means to the pool (it fails over).
+            raise UpstreamUnavailable(f"Ollama at {self.name} failed: {exc}") from None
 
     async def _status_error(self, response: httpx.Response, model: str) -> LlamaradaError:
         message = _error_message(response)
@@ -152,8 +163,10 @@ class OllamaBackend:
         async with self._request(method, path, model, **kwargs) as response:
             try:
                 body = await response.aread()
-            except httpx.TransportError as exc:
-                raise UpstreamError(f"Ollama at {self.name} failed: {exc}") from None
+            except httpx.RequestError as exc:  # cut before the whole answer: nothing used yet
+                raise UpstreamUnavailable(f"Ollama at {self.name} failed: {exc}") from None
+        if not body.strip():
+            raise UpstreamUnavailable(f"Ollama at {self.name} sent an empty answer")
         data = _parse_line(body)
         if not isinstance(data, dict):
             raise UpstreamError(f"Ollama at {self.name} sent an unexpected answer")

@@ -1,8 +1,9 @@
 """A pool of Ollama servers: model-aware routing, health checks, a breaker and a bounded queue.
 
 A request goes to a server that has the model, preferring one that has it loaded, then the
-least busy. Connection failures, 503s and 429s before the first byte fail over to the next
-server; after the first byte has gone to the client nothing is retried. Each server takes
+least busy. Any failure before the first chunk (a refused, dropped or reset connection, a
+timeout, an empty or cut response, a 503 or a 429) fails over to the next server, as nothing
+has reached the client yet; after the first chunk nothing is retried. Each server takes
 `max_concurrency` requests at once and queues `max_queue` more; when every queue is full the
 pool answers at once with `Overloaded` (503 and Retry-After) instead of timing out.
 """
