@@ -50,9 +50,10 @@ def routes(app: FastAPI) -> Iterator[tuple[str, str, str]]:
     """(method, concrete path, path template) for every route of the app that changes state."""
     for route in iter_route_contexts(app.routes):
         if isinstance(route.original_route, APIRoute):
-            path = re.sub(r"\{[^}]+\}", "x", route.path_format)
+            template = route.path_format or ""
+            path = re.sub(r"\{[^}]+\}", "x", template)
             for method in sorted((route.methods or set()) & CHANGES):
-                yield method, path, route.path_format
+                yield method, path, template
 
 
 def documents(app: FastAPI, method: str, template: str, kind: str) -> bool:
