@@ -9,7 +9,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import batch_throughput, cache_hit, proxy_overhead, rag_ingest, rag_search, stream_rate
+from bench import (
+    batch_throughput,
+    cache_hit,
+    http_protocol,
+    proxy_overhead,
+    rag_ingest,
+    rag_search,
+    stream_rate,
+)
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "BENCHMARKS.md"
 
@@ -25,6 +33,9 @@ def main() -> int:
     print("gateway overhead vs direct, and vs LiteLLM's proxy ...", flush=True)
     proxy = proxy_overhead.run()
     print(proxy, flush=True)
+    print("HTTP protocol: guarded httptools vs uvicorn's httptools and h11 ...", flush=True)
+    protocol = http_protocol.run()
+    print(protocol, flush=True)
     print("knowledge bases: ingestion, retrieval quality, search at scale ...", flush=True)
     ingest = asyncio.run(rag_ingest.run())
     search = asyncio.run(rag_search.run())
@@ -48,6 +59,7 @@ def main() -> int:
         ),
     ]
     rows += _proxy_rows(proxy)
+    rows += http_protocol.rows(protocol)
     rows += _rag_rows(ingest, search)
     rows += batch_throughput.rows(batch)
     table = "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows)
