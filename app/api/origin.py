@@ -87,7 +87,7 @@ class OriginCheckMiddleware:
             reason = cross_site(origin, fetch_site, host)
             if reason is not None:
                 message = (
-                    f"a page on another site may not change anything here ({reason}); "
+                    f"a page on another site may not change anything here ({reason[:120]}); "
                     "list its origin in LLAMARADA_CORS_ORIGINS to allow it"
                 )
                 await _refuse(scope, receive, send, 403, "cross_site_request", message)

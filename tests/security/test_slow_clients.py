@@ -1,15 +1,17 @@
 """`llamarada serve` against slow and oversized clients, on real sockets to a real process.
 
-Hundreds of clients sending their headers a byte at a time, heads around and far over the size
-limit, bodies trickled slower and faster than the body timeout, idle connections, two Host
-headers: each is answered (431, 408, 400) or closed, and `/health/live` keeps answering.
+Hundreds of clients sending their headers a byte at a time (tests/slowloris.py), heads around
+and far over the size limit, bodies trickled slower and faster than the body timeout, idle
+connections, two Host headers: each is answered (431, 408, 400) or closed, and `/health/live`
+keeps answering.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ import pytest
 
 from tests.test_cli import llamarada
 
+ROOT = Path(__file__).resolve().parents[2]
 LIMIT = 16_384  # LLAMARADA_SERVER__MAX_HEADER_BYTES's default
 TIMEOUT = 1.5  # the header and body timeouts the server runs with here
 SLOW_CLIENTS = 200
@@ -156,54 +159,28 @@ def test_serve_waits_for_a_body_that_keeps_coming(server: Server) -> None:
     assert "modelfile" in json.loads(answer.split(b"\r\n\r\n", 1)[1])
 
 
-async def _slow_client(server: Server, until: float, answers: list[bytes]) -> None:
-    """Send headers a byte every 50 ms; reconnect each time the server closes, until `until`."""
-    loop = asyncio.get_running_loop()
-    while loop.time() < until:
-        reader, writer = await asyncio.open_connection(server.host, server.port)
-        answer = asyncio.ensure_future(reader.read(65_536))  # the answer comes in one piece
-        writer.write(b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n")
-        try:
-            while not answer.done() and loop.time() < until:
-                writer.write(b"x")
-                await writer.drain()
-                await asyncio.sleep(0.05)
-        except ConnectionError:
-            pass
-        if answer.done():
-            answers.append(answer.result())  # a reset instead of an answer fails the test
-        else:
-            answer.cancel()
-        writer.close()
-
-
-async def _probe(url: str, until: float) -> list[float]:
-    """`/health/live` on a fresh connection every 100 ms; seconds each took (1 s at most)."""
-    loop = asyncio.get_running_loop()
+def test_serve_stays_live_under_hundreds_of_slow_clients(server: Server) -> None:
+    seconds = TIMEOUT * 3
+    script = [sys.executable, "-m", "tests.slowloris", str(server.port)]
+    script += ["--clients", str(SLOW_CLIENTS), "--seconds", str(seconds)]
     took = []
-    while loop.time() < until:
-        started = loop.time()
-        async with httpx.AsyncClient(timeout=1.0) as client:
-            response = await client.get(f"{url}/health/live")
-        assert response.status_code == 200
-        took.append(loop.time() - started)
-        await asyncio.sleep(0.1)
-    return took
-
-
-async def test_serve_stays_live_under_hundreds_of_slow_clients(server: Server) -> None:
-    loop = asyncio.get_running_loop()
-    until = loop.time() + TIMEOUT * 3
-    answers: list[bytes] = []
-    probe = asyncio.ensure_future(_probe(server.url, until + 0.5))
-    await asyncio.gather(*(_slow_client(server, until, answers) for _ in range(SLOW_CLIENTS)))
-    took = await probe
+    with subprocess.Popen(script, stdout=subprocess.PIPE, cwd=ROOT) as slow:
+        time.sleep(0.5)  # every slow client connected
+        while slow.poll() is None:
+            started = time.monotonic()
+            # A fresh connection each time: accepting one must not wait either.
+            response = httpx.get(f"{server.url}/health/live", timeout=1.0)
+            assert response.status_code == 200
+            took.append(time.monotonic() - started)
+            time.sleep(0.1)
+        out, _ = slow.communicate(timeout=30)
+    assert slow.returncode == 0
     assert len(took) >= 10
     assert max(took) < 1.0
     # Every slow client was cut off at the header timeout, and told why.
-    assert len(answers) >= SLOW_CLIENTS
-    assert {status(answer) for answer in answers} == {408}
-    assert "headers" in error(answers[0])["message"]
+    seen = json.loads(out)
+    assert seen.pop("HTTP/1.1 408 Request Timeout") >= SLOW_CLIENTS
+    assert set(seen) <= {"still open at the end"}
 
 
 def test_serve_says_it_listens_on_this_machine_only(server: Server) -> None:
@@ -211,3 +188,22 @@ def test_serve_says_it_listens_on_this_machine_only(server: Server) -> None:
     said = [e for e in entries if "listens on 127.0.0.1 only" in e["message"]]
     assert said
     assert said[0]["host"] == "127.0.0.1"
+
+
+def test_serve_times_a_kept_alive_connections_next_head_from_its_first_byte(
+    server: Server,
+) -> None:
+    first = f"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n\r\n".encode()
+    with socket.create_connection((server.host, server.port), timeout=TIMEOUT * 4) as sock:
+        sock.sendall(first)
+        answer = b""
+        while not answer.endswith(b'{"status":"ok"}'):
+            answer += sock.recv(65_536)
+        assert status(answer) == 200
+        time.sleep(TIMEOUT * 1.2)  # idle between requests: the keep-alive timer's (5 s) business
+        sock.sendall(b"GET /health/live HTTP/1.1\r\n")  # then a head that never ends
+        started = time.monotonic()
+        answer = read_to_end(sock)
+        waited = time.monotonic() - started
+    assert status(answer) == 408
+    assert waited > TIMEOUT * 0.5  # timed from the head's first byte, not from the connection
