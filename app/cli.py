@@ -9,11 +9,13 @@ import os
 import sys
 import tempfile
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from app.api.protocol import GuardedHttpToolsProtocol
 from app.core.config import ConfigError, Settings, load_settings
 from app.core.logging import configure_logging, logging_config
 
@@ -47,7 +49,13 @@ def server_options(settings: Settings, host: str, port: int, workers: int) -> di
         "timeout_graceful_shutdown": 10,
         "timeout_keep_alive": server.keep_alive_timeout,
         "limit_concurrency": server.max_connections,
+        # Read by GuardedHttpToolsProtocol too: httptools itself has no header limit.
         "h11_max_incomplete_event_size": server.max_header_bytes,
+        "http": partial(
+            GuardedHttpToolsProtocol,
+            header_timeout=server.header_timeout,
+            body_timeout=server.body_timeout,
+        ),
         "server_header": False,
     }
 
@@ -71,7 +79,13 @@ def serve(args: argparse.Namespace) -> int:
     if settings is None:
         return 2
     host = args.host or ("0.0.0.0" if settings.auth_enabled else "127.0.0.1")
-    if not settings.auth_enabled and host not in LOOPBACK:
+    if not settings.auth_enabled and args.host is None:
+        logger.info(
+            "LLAMARADA_API_KEYS is not set, so the server listens on 127.0.0.1 only: "
+            "set API keys, or --host, to serve other machines",
+            extra={"host": host},
+        )
+    elif not settings.auth_enabled and host not in LOOPBACK:
         logger.warning(
             "LLAMARADA_API_KEYS is not set and the server listens beyond this machine: "
             "anyone who can reach it can use it",

@@ -15,9 +15,11 @@ from app import __version__
 from app.agent.build import build_agent
 from app.api import agent, batch, health, ollama, openai, openai_batch, rag
 from app.api.access import AccessMiddleware, HostCheckMiddleware
+from app.api.docs import mount_docs
 from app.api.errors import ERROR_RESPONSES, install_error_handlers
 from app.api.frontend import mount_frontend
-from app.api.middleware import BodyLimitMiddleware, JsonBodyMiddleware, RequestContextMiddleware
+from app.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from app.api.origin import OriginCheckMiddleware
 from app.batch.build import build_batch
 from app.core.auth import build_key_ring
 from app.core.cache import build_cache
@@ -94,11 +96,12 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
         description="Self-hosted LLM gateway speaking the Ollama and OpenAI APIs.",
         lifespan=lifespan,
         responses=ERROR_RESPONSES,
+        docs_url=None,  # mount_docs serves it without a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = metrics
     install_error_handlers(app)
-    app.add_middleware(JsonBodyMiddleware)
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.limits.max_body_bytes,
@@ -109,6 +112,7 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
         },
     )
     app.add_middleware(AccessMiddleware, keys=keys)
+    app.add_middleware(OriginCheckMiddleware, trusted=settings.cors_origins)  # spends no quota
     if settings.cors_origins:  # outside the keys: a browser's preflight carries none
         app.add_middleware(
             CORSMiddleware,
@@ -127,6 +131,7 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
     app.include_router(rag.router)
     app.include_router(batch.router)
     app.include_router(openai_batch.router)
+    mount_docs(app)
     mount_frontend(app)  # last: the API's routes come first
     return app
 

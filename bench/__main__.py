@@ -12,6 +12,7 @@ from typing import Any
 from bench import (
     batch_throughput,
     cache_hit,
+    http_protocol,
     proxy_overhead,
     rag_ingest,
     rag_search,
@@ -33,6 +34,9 @@ def main() -> int:
     print("gateway overhead vs direct, and vs LiteLLM's proxy ...", flush=True)
     proxy = proxy_overhead.run()
     print(proxy, flush=True)
+    print("HTTP protocol: guarded httptools vs uvicorn's httptools and h11 ...", flush=True)
+    protocol = http_protocol.run()
+    print(protocol, flush=True)
     print("knowledge bases: ingestion, retrieval quality, search at scale ...", flush=True)
     ingest = asyncio.run(rag_ingest.run())
     search = asyncio.run(rag_search.run())
@@ -59,6 +63,7 @@ def main() -> int:
         ),
     ]
     rows += _proxy_rows(proxy)
+    rows += http_protocol.rows(protocol)
     rows += _rag_rows(ingest, search)
     rows += batch_throughput.rows(batch)
     rows += schema_guard.rows(schemas)

@@ -41,17 +41,25 @@ def host_allowed(host: str, allowed: list[str]) -> bool:
 
 
 class HostCheckMiddleware:
-    """Answers 400 to a Host header outside the allowlist: a DNS-rebinding page gets nothing."""
+    """Answers 400 to a Host header outside the allowlist (a DNS-rebinding page gets nothing),
+    and to a request with more than one: the parts behind a proxy could read different ones."""
 
     def __init__(self, app: ASGIApp, allowed: list[str]) -> None:
         self.app = app
         self.allowed = [host.lower() for host in allowed]
+        self.any_host = "*" in self.allowed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and "*" not in self.allowed:
-            host = host_of(Headers(scope=scope).get("host", ""))
-            if not host_allowed(host, self.allowed):
-                message = "this server does not answer for that Host header"
+        if scope["type"] == "http":
+            hosts = [value for name, value in scope["headers"] if name == b"host"]
+            message = None
+            if len(hosts) > 1:
+                message = "a request may carry one Host header"
+            elif not self.any_host:
+                host = host_of(hosts[0].decode("latin-1") if hosts else "")
+                if not host_allowed(host, self.allowed):
+                    message = "this server does not answer for that Host header"
+            if message is not None:
                 response = error_response(Request(scope), 400, "invalid_host", message)
                 await response(scope, receive, send)
                 return

@@ -37,11 +37,11 @@ class ErrorBody(BaseModel):
 _STATUSES = {
     400: "Bad request: invalid JSON, a Host header this server does not answer for",
     401: "No API key, or one that is not valid",
-    403: "The key may not do this (a model outside its scope, model management)",
+    403: "The key may not do this (a model outside its scope), or a write from another site",
     404: "Not found, or not the caller's",
     409: "Conflicts with the object's state",
     413: "Body over the size limit",
-    415: "An uploaded file of a type that cannot be read",
+    415: "A body type the route does not take, or an uploaded file that cannot be read",
     422: "A field is missing or invalid; the message names it",
     429: "The key's quota is used up (Retry-After)",
     502: "The model server answered with an error",

@@ -74,23 +74,6 @@ def _caller_name(scope: Scope) -> str | None:
     return getattr(principal, "name", None)
 
 
-class JsonBodyMiddleware:
-    """Reads a body sent without a JSON content type as JSON, as Ollama does (`curl -d`)."""
-
-    _NOT_DECLARED = ("", "application/x-www-form-urlencoded", "text/plain")
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH"):
-            headers = MutableHeaders(scope=scope)
-            declared = headers.get("content-type", "").split(";")[0].strip().lower()
-            if declared in self._NOT_DECLARED:
-                headers["content-type"] = "application/json"
-        await self.app(scope, receive, send)
-
-
 class BodyLimitMiddleware:
     """Answers 413 when a request body is over the limit, declared or streamed.
 

@@ -96,6 +96,12 @@ class ServerSettings(BaseModel):
         default=1024, ge=16, description="connections and requests at once per process; then 503"
     )
     max_header_bytes: int = Field(default=16_384, ge=1024, description="request line + headers")
+    header_timeout: float = Field(
+        default=15.0, gt=0, description="seconds to send the request line and headers; then 408"
+    )
+    body_timeout: float = Field(
+        default=60.0, gt=0, description="seconds a request body may pause; then 408"
+    )
 
 
 MAX_AGENT_STEPS = 10  # the most tool calls one agent request may ask for

@@ -1,9 +1,10 @@
-"""`llamarada serve`: bounded connections, and the Host allowlist with the bound address."""
+"""`llamarada serve`: bounded connections (tested live in test_slow_clients.py), the Host list."""
 
 from __future__ import annotations
 
 import pytest
 
+from app.api.protocol import GuardedHttpToolsProtocol
 from app.cli import allowed_hosts, server_options
 from app.core.config import DEFAULT_ALLOWED_HOSTS, Settings
 
@@ -12,7 +13,10 @@ def test_serve_bounds_every_connection() -> None:
     options = server_options(Settings(_env_file=None), "127.0.0.1", 8000, 2)
     assert options["timeout_keep_alive"] == 5
     assert options["limit_concurrency"] == 1024
-    assert options["h11_max_incomplete_event_size"] == 16_384
+    assert options["h11_max_incomplete_event_size"] == 16_384  # the guarded protocol reads it
+    protocol = options["http"]
+    assert protocol.func is GuardedHttpToolsProtocol
+    assert protocol.keywords == {"header_timeout": 15.0, "body_timeout": 60.0}
     assert options["access_log"] is False  # the app's own line, without headers
     assert options["server_header"] is False
 
