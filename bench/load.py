@@ -121,6 +121,7 @@ class Tally:
     statuses: Counter[int] = field(default_factory=Counter)
     cache: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
+    refusals: list[str] = field(default_factory=list)  # the bodies of unexpected statuses
     first_chunk: list[float] = field(default_factory=list)
     total: list[float] = field(default_factory=list)
 
@@ -147,7 +148,9 @@ async def stream_one(client: httpx.AsyncClient, key: str, prompt: str, tally: Ta
         ) as response:
             tally.statuses[response.status_code] += 1
             if response.status_code != 200:
-                await response.aread()
+                refused = await response.aread()
+                if response.status_code not in DELIBERATE:
+                    tally.refusals.append(f"{response.status_code}: {refused[:200]!r}")
                 return
             last: dict[str, Any] = {}
             async for line in response.aiter_lines():
@@ -194,6 +197,7 @@ async def streaming(url: str, clients: int, rounds: int, sampler: MemorySampler)
         "statuses": dict(sorted(tally.statuses.items())),
         "unexpected": tally.unexpected(),
         "errors": tally.errors[:5],
+        "refusals": tally.refusals[:5],
         "answers_per_s": round(answered / seconds, 1),
         "first_chunk_p50_ms": round(1000 * statistics.median(tally.first_chunk), 1),
         "first_chunk_p99_ms": round(1000 * percentile(tally.first_chunk, 0.99), 1),
@@ -236,6 +240,8 @@ async def soak(url: str, requests: int, clients: int, server: RedisServer) -> di
         if response is None:
             return
         tally.statuses[response.status_code] += 1
+        if response.status_code != 200:
+            tally.refusals.append(f"{response.status_code}: {response.text[:200]}")
         cache = response.headers.get("x-cache", "-")
         tally.cache[cache] += 1
         phases[started_in][cache] += 1
@@ -262,6 +268,7 @@ async def soak(url: str, requests: int, clients: int, server: RedisServer) -> di
         "statuses": dict(sorted(tally.statuses.items())),
         "unexpected": tally.unexpected(),
         "errors": tally.errors[:5],
+        "refusals": tally.refusals[:5],
         "x_cache_by_phase": {name: dict(counts) for name, counts in phases.items()},
         "seconds": round(time.perf_counter() - started, 1),
     }
@@ -269,7 +276,8 @@ async def soak(url: str, requests: int, clients: int, server: RedisServer) -> di
 
 @contextmanager
 def stack(delay: float, pieces: int, server: RedisServer) -> Iterator[tuple[str, int]]:
-    """Upstream, gateway and nginx; yields nginx's URL and the gateway's pid."""
+    """Upstream, gateway and nginx; yields nginx's URL and the gateway's pid, and on the way out
+    prints nginx's error lines (a 502 is explained there)."""
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="llamarada-load-") as tmp:
         port = free_port()
         command = [sys.executable, "-m", "bench.upstream", "--port", str(port)]
@@ -297,7 +305,12 @@ def stack(delay: float, pieces: int, server: RedisServer) -> Iterator[tuple[str,
         nginx = stack.enter_context(
             run_nginx(gateway.removeprefix("http://"), Path(tmp) / "nginx", connections=2048)
         )
-        yield nginx.url, child.pid
+        try:
+            yield nginx.url, child.pid
+        finally:
+            lines = nginx.error_log.read_text(errors="replace").splitlines()
+            for line in [line for line in lines if "[error]" in line or "[crit]" in line][:20]:
+                print("nginx:", line[:300], flush=True)
 
 
 def main() -> int:
