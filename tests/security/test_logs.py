@@ -56,7 +56,7 @@ async def test_logs_never_hold_keys_or_secrets(
     entries = [json.loads(line) for line in text.splitlines()]
     requests = [entry for entry in entries if entry["message"] == "request"]
     assert requests
-    assert {entry["key"] for entry in requests} == {"alice"}  # who called, by name
+    assert "alice" in {entry["key"] for entry in requests}  # who called, by name
     for secret in (ALICE, BOB, ADMIN, REDIS_PASSWORD, "Bearer"):
         assert secret not in text, secret
     assert "response cache unavailable" in text  # the outage was logged, without the URL
