@@ -194,7 +194,8 @@ def _check_pages(count: int, name: str, max_pages: int) -> None:
 
 def _declared_pages(reader: PdfReader) -> int:
     """The page count the file's page tree states (0 if it states none)."""
-    count = reader.trailer["/Root"]["/Pages"].get("/Count", 0)
+    root: Any = reader.trailer["/Root"]
+    count = root["/Pages"].get("/Count", 0)
     return count if isinstance(count, int) else 0
 
 
@@ -251,7 +252,6 @@ def _docx_sections(data: bytes, name: str) -> list[Section]:
         raise PayloadTooLarge(f"{name!r} unpacks to {unpacked} bytes; refused as a zip bomb")
     from docx import Document
     from docx.table import Table
-    from lxml import etree
 
     try:
         document = Document(io.BytesIO(data))
@@ -278,8 +278,9 @@ def _docx_sections(data: bytes, name: str) -> list[Section]:
         flush()
     except MemoryError:
         raise
-    except (KeyError, ValueError, zipfile.BadZipFile, OSError, etree.LxmlError) as exc:
-        if isinstance(exc, etree.XMLSyntaxError) and "memory" in str(exc).lower():
+    except (KeyError, ValueError, zipfile.BadZipFile, OSError, SyntaxError) as exc:
+        # lxml's XMLSyntaxError is a SyntaxError: malformed XML, or libxml2 out of memory.
+        if isinstance(exc, SyntaxError) and "memory" in str(exc).lower():
             raise MemoryError from None  # libxml2 ran out of room: too big, not malformed
         raise InvalidRequest(
             f"{name!r} is not a readable Word document: {exc}", field="files"

@@ -18,6 +18,7 @@ import multiprocessing
 import os
 import resource
 import signal
+import threading
 import time
 from dataclasses import dataclass
 from multiprocessing import context as mp_context
@@ -36,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 # Imported once by the fork server, so that every child starts with the parsers loaded.
 PRELOAD = ["app.rag.parsing", "pypdf", "docx", "langchain_text_splitters"]
+POLL_SECONDS = 0.1  # how often the waiting thread checks for the wall limit and a gone client
 _TOO_BIG_SIGNALS = (signal.SIGXCPU, signal.SIGKILL)  # CPU limit, or the kernel out of memory
 
 
@@ -80,9 +82,24 @@ class UploadParser:
         """The file checked, parsed and split; 413 over a limit, 422 unreadable, 415 not text."""
         source_name(upload.name)  # a bad name needs no child
         async with self._slots:
-            return await asyncio.to_thread(self._run, upload, chunk_size, overlap)
+            abandoned = threading.Event()
+            work = asyncio.ensure_future(
+                asyncio.to_thread(self._run, upload, chunk_size, overlap, abandoned)
+            )
+            try:
+                return await asyncio.shield(work)
+            except asyncio.CancelledError:
+                # The client left: stop its child now, and hold the slot until it is gone, so
+                # uploads cut short cannot pile up children beyond `workers`.
+                abandoned.set()
+                await asyncio.wait([work])
+                if not work.cancelled():
+                    work.exception()  # seen, so that nothing reports it as lost
+                raise
 
-    def _run(self, upload: Upload, chunk_size: int, overlap: int) -> PreparedDocument:
+    def _run(
+        self, upload: Upload, chunk_size: int, overlap: int, abandoned: threading.Event
+    ) -> PreparedDocument:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(PRELOAD)
         receiver, sender = context.Pipe(duplex=False)
@@ -93,14 +110,18 @@ class UploadParser:
             daemon=True,
         )
         started = time.perf_counter()
+        deadline = time.monotonic() + self.limits.wall_seconds
         child.start()
         sender.close()
         try:
-            if not receiver.poll(self.limits.wall_seconds):
-                raise PayloadTooLarge(
-                    f"{upload.name!r} took longer than {self.limits.wall_seconds:g} s to read; "
-                    "it is too large or too complex"
-                )
+            while not receiver.poll(POLL_SECONDS):
+                if abandoned.is_set():
+                    raise InvalidRequest(f"{upload.name!r}: the upload was abandoned")
+                if time.monotonic() > deadline:
+                    raise PayloadTooLarge(
+                        f"{upload.name!r} took longer than {self.limits.wall_seconds:g} s to "
+                        "read; it is too large or too complex"
+                    )
             try:
                 outcome: PreparedDocument | _Refusal = receiver.recv()
             except EOFError:  # the child died without a word
@@ -151,9 +172,11 @@ class _LeanPopen(popen_forkserver.Popen):
             reduction.dump(process_obj, buf)
         finally:
             mp_context.set_spawning_popen(None)
-        self.sentinel, w = forkserver.connect_to_new_process(self._fds)
+        fds: list[int] = self._fds  # type: ignore[attr-defined]  # set by Popen.__init__
+        self.sentinel, w = forkserver.connect_to_new_process(fds)
         parent_w = os.dup(w)  # the child watches it to learn that its parent is gone
-        self.finalizer = util.Finalize(self, util.close_fds, (parent_w, self.sentinel))
+        close_fds = util.close_fds  # type: ignore[attr-defined]  # untyped in typeshed
+        self.finalizer = util.Finalize(self, close_fds, (parent_w, self.sentinel))
         with open(w, "wb", closefd=True) as f:
             f.write(buf.getbuffer())
         self.pid = forkserver.read_signed(self.sentinel)

@@ -16,6 +16,7 @@ from app.rag.build import Rag
 from app.rag.ingest import split_document
 from app.rag.loaders import load_document
 from app.rag.manpage import is_manpage, manpage_sections
+from app.rag.store import Metadata
 from tests.conftest import app_client
 from tests.fakes import ScriptedBackend
 from tests.rag.conftest import MODEL, upload
@@ -212,7 +213,7 @@ async def test_chunks_stored_without_sections_keep_working(
     await client.post("/api/rag/collections", json={"name": "legacy"})
     text = "Old chunk: the office closes at six in the evening on Fridays."
     vector = (await rag.knowledge.embedder.embed_documents([text]))[0]
-    metadata = {
+    metadata: Metadata = {
         "document_id": "old1",
         "source": "old.txt",
         "type": "txt",
