@@ -77,6 +77,10 @@ class UploadParser:
     def __init__(self, limits: ParseLimits, workers: int) -> None:
         self.limits = limits
         self._slots = asyncio.Semaphore(workers)
+        # Start the fork server now: it imports the parsers (seconds) while the app starts,
+        # not while the first upload waits. One per process; later calls find it running.
+        multiprocessing.get_context("forkserver").set_forkserver_preload(PRELOAD)
+        forkserver.ensure_running()
 
     async def prepare(self, upload: Upload, chunk_size: int, overlap: int) -> PreparedDocument:
         """The file checked, parsed and split; 413 over a limit, 422 unreadable, 415 not text."""
@@ -100,9 +104,7 @@ class UploadParser:
     def _run(
         self, upload: Upload, chunk_size: int, overlap: int, abandoned: threading.Event
     ) -> PreparedDocument:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(PRELOAD)
-        receiver, sender = context.Pipe(duplex=False)
+        receiver, sender = multiprocessing.get_context("forkserver").Pipe(duplex=False)
         child = _ParseProcess(
             target=_parse_in_child,
             args=(sender, upload, chunk_size, overlap, self.limits),
