@@ -131,10 +131,10 @@ class UploadParser:
                 raise self._died(upload.name, child.exitcode) from None
         finally:
             receiver.close()
-            if child.is_alive():
+            if child.is_alive():  # done or given up on: nothing of it is needed any more
                 child.kill()
-            child.join()
-            child.close()
+            # Reaping waits for the fork server's word; the uploader need not wait for it.
+            threading.Thread(target=_reap, args=(child,), name="parse-reaper").start()
         logger.info(
             "upload parsed",
             extra={
@@ -229,6 +229,11 @@ def _parse_in_child(
         outcome = _Refusal(422, f"{name!r} could not be read ({type(exc).__name__})")
     sender.send(outcome)
     sender.close()
+
+
+def _reap(child: multiprocessing.Process) -> None:
+    child.join()
+    child.close()
 
 
 def _address_space() -> int:
