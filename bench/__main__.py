@@ -9,7 +9,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import batch_throughput, cache_hit, proxy_overhead, rag_ingest, rag_search, stream_rate
+from bench import (
+    batch_throughput,
+    cache_hit,
+    proxy_overhead,
+    rag_ingest,
+    rag_parse,
+    rag_search,
+    stream_rate,
+)
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "BENCHMARKS.md"
 
@@ -29,6 +37,9 @@ def main() -> int:
     ingest = asyncio.run(rag_ingest.run())
     search = asyncio.run(rag_search.run())
     print(ingest, search, flush=True)
+    print("upload parsing: a bounded child vs in process, time to refuse hostile files ...")
+    parse = asyncio.run(rag_parse.run())
+    print(parse, flush=True)
     print("batch throughput: API concurrency, 1 and 2 workers, vs sequential ...", flush=True)
     batch = batch_throughput.run()
     print(batch, flush=True)
@@ -49,6 +60,7 @@ def main() -> int:
     ]
     rows += _proxy_rows(proxy)
     rows += _rag_rows(ingest, search)
+    rows += rag_parse.rows(parse)
     rows += batch_throughput.rows(batch)
     table = "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows)
     DOC.parent.mkdir(exist_ok=True)

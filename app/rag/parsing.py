@@ -133,8 +133,8 @@ class UploadParser:
             receiver.close()
             if child.is_alive():  # done or given up on: nothing of it is needed any more
                 child.kill()
-            # Reaping waits for the fork server's word; the uploader need not wait for it.
-            threading.Thread(target=_reap, args=(child,), name="parse-reaper").start()
+            # No join: the fork server reaps its children, and multiprocessing drops the
+            # finished ones from its list at the next start; the uploader need not wait.
         logger.info(
             "upload parsed",
             extra={
@@ -229,11 +229,6 @@ def _parse_in_child(
         outcome = _Refusal(422, f"{name!r} could not be read ({type(exc).__name__})")
     sender.send(outcome)
     sender.close()
-
-
-def _reap(child: multiprocessing.Process) -> None:
-    child.join()
-    child.close()
 
 
 def _address_space() -> int:
