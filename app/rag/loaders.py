@@ -16,6 +16,7 @@ from app.core.errors import InvalidRequest, PayloadTooLarge
 from app.rag.errors import UnsupportedDocument
 from app.rag.manpage import is_manpage, manpage_sections
 from app.rag.markup import html_sections, markdown_sections
+from app.rag.troff import is_troff, troff_sections
 
 ZIP_MAX_UNPACKED = 200 * 1024 * 1024  # bytes a docx may unpack to
 ZIP_MAX_RATIO = 100  # a larger member packed tighter than this is a bomb, not a document
@@ -139,6 +140,8 @@ def _text_sections(text: str, doc_type: DocType) -> list[Section]:
         return [Section(body, heading=heading) for heading, body in html_sections(text)]
     if doc_type is DocType.MD:
         return [Section(body, None, heading, at) for heading, body, at in markdown_sections(text)]
+    if is_troff(text):  # a manual page's source: sections of its plain text
+        return [Section(body, heading=heading) for heading, body in troff_sections(text)]
     if is_manpage(text):
         return [Section(body, None, heading, at) for heading, body, at in manpage_sections(text)]
     return [Section(text, start=0)]

@@ -17,6 +17,7 @@ from app.rag.ingest import split_document
 from app.rag.loaders import load_document
 from app.rag.manpage import is_manpage, manpage_sections
 from app.rag.store import Metadata
+from app.rag.troff import is_troff
 from tests.conftest import app_client
 from tests.fakes import ScriptedBackend
 from tests.rag.conftest import MODEL, upload
@@ -92,6 +93,56 @@ def test_load_document_reads_a_manpage_as_sections_of_text() -> None:
     assert exact[0].text.startswith("-e, --exact")
     assert MANPAGE[exact[0].start : exact[0].end] == exact[0].text
     assert len({chunk.section for chunk in chunks}) == len(loaded.sections)
+
+
+# The source of the same kind of page, as Debian ships it (gunzipped).
+TROFF = r""".\" Man page for apropos
+.TH APROPOS 1 2023-01-08 2.11.2 "Utilidades de paginador del manual"
+.SH NOMBRE
+apropos \- busca nombres y descripciones de páginas de manual
+.SH DESCRIPCIÓN
+Cada página de manual contiene una breve descripción.  \fBapropos\fP busca
+las descripciones de las instancias de \fIpalabraclave\fP.
+.SH OPCIONES
+.TP
+.if  !'po4a'hide' .BR \-d ", " \-\-debug
+Escribe información de depuración.
+.TP
+\fB\-s\fP \fIlistado\/\fP, \fB\-\-sections=\fP\fIlistado\fP
+Busca solo las secciones del manual indicadas.
+.PP
+Las opciones se pueden combinar.
+.SH "VÉASE TAMBIÉN"
+.BR man (1),
+.BR whatis (1)
+"""
+
+
+def test_troff_sources_become_plain_sections_and_option_entries() -> None:
+    assert is_troff(TROFF)
+    assert not is_troff(MANPAGE)
+    loaded = load_document(TROFF.encode(), "apropos.1", LIMIT)
+    assert [(s.heading, s.text) for s in loaded.sections] == [
+        (
+            "APROPOS(1) > NOMBRE",
+            "NOMBRE\napropos - busca nombres y descripciones de páginas de manual",
+        ),
+        (
+            "APROPOS(1) > DESCRIPCIÓN",
+            "DESCRIPCIÓN\nCada página de manual contiene una breve descripción.  apropos busca\n"
+            "las descripciones de las instancias de palabraclave.",
+        ),
+        (
+            "APROPOS(1) > OPCIONES > -d, --debug",
+            "OPCIONES\n-d, --debug\nEscribe información de depuración.",
+        ),
+        (
+            "APROPOS(1) > OPCIONES > -s listado, --sections=listado",
+            "-s listado, --sections=listado\nBusca solo las secciones del manual indicadas.",
+        ),
+        ("APROPOS(1) > OPCIONES", "Las opciones se pueden combinar."),
+        ("APROPOS(1) > VÉASE TAMBIÉN", "VÉASE TAMBIÉN\nman(1),\nwhatis(1)"),
+    ]
 
 
 def outlined_pdf() -> bytes:
