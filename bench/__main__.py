@@ -15,6 +15,7 @@ from bench import (
     http_protocol,
     proxy_overhead,
     rag_ingest,
+    rag_parse,
     rag_search,
     schema_guard,
     stream_rate,
@@ -41,6 +42,9 @@ def main() -> int:
     ingest = asyncio.run(rag_ingest.run())
     search = asyncio.run(rag_search.run())
     print(ingest, search, flush=True)
+    print("upload parsing: a bounded child vs in process, time to refuse hostile files ...")
+    parse = asyncio.run(rag_parse.run())
+    print(parse, flush=True)
     print("batch throughput: API concurrency, 1 and 2 workers, vs sequential ...", flush=True)
     batch = batch_throughput.run()
     print(batch, flush=True)
@@ -65,6 +69,7 @@ def main() -> int:
     rows += _proxy_rows(proxy)
     rows += http_protocol.rows(protocol)
     rows += _rag_rows(ingest, search)
+    rows += rag_parse.rows(parse)
     rows += batch_throughput.rows(batch)
     rows += schema_guard.rows(schemas)
     table = "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows)

@@ -161,6 +161,23 @@ class RagSettings(BaseModel):
     max_upload_bytes: int = Field(default=52_428_800, ge=1024, description="one upload request")
     max_files: int = Field(default=20, ge=1, description="files in one upload request")
     max_document_chars: int = Field(default=5_000_000, ge=1000, description="text of one file")
+    max_pages: int = Field(default=2000, ge=1, description="pages of one pdf")
+    parse_workers: int = Field(default=2, ge=1, description="files parsed at once, each in a child")
+    parse_cpu_seconds: int = Field(
+        default=30, ge=1, description="CPU seconds one file's parse may use"
+    )
+    parse_wall_seconds: float = Field(
+        default=60.0, gt=0, description="seconds one file's parse may take"
+    )
+    parse_memory_mb: int = Field(
+        default=1024, ge=64, description="MB of memory one file's parse may add to the parser's"
+    )
+    section_chars: int = Field(
+        default=2000, ge=0, description="text of the section around a hit (search, prompt); 0: off"
+    )
+    extractive_sentences: int = Field(
+        default=3, ge=1, le=20, description="sentences an extractive answer quotes at most"
+    )
     store_retry_after: int = Field(default=5, ge=1, description="seconds, with Chroma's 503")
 
     @model_validator(mode="after")

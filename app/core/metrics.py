@@ -133,7 +133,7 @@ class Metrics:
         )
         self.rag_queries = Counter(
             "llama_rag_queries",
-            "Knowledge-base questions by outcome (answered|not_found)",
+            "Knowledge-base questions by outcome (answered|extracted|not_found)",
             ["outcome"],
             registry=r,
         )

@@ -14,6 +14,7 @@ from app.core.errors import InvalidRequest, UpstreamUnavailable
 from app.core.metrics import Metrics
 from app.llm.base import ChatRequest, Chunk, Message, ModelInfo, Options
 from app.llm.completions import CompletionService, Reply
+from app.rag.extract import extractive_answer
 from app.rag.prompt import (
     NOT_FOUND,
     build_prompt,
@@ -23,6 +24,7 @@ from app.rag.prompt import (
     sources_footer,
 )
 from app.rag.schemas import QueryRequest, QueryResponse
+from app.rag.sections import section_contexts
 from app.rag.service import KnowledgeBase
 
 logger = logging.getLogger(__name__)
@@ -75,7 +77,9 @@ class AnswerService:
     ) -> StartedAnswer:
         """Retrieve and start the answer; errors before any byte is sent are plain 4xx/5xx.
 
-        The collection must be the caller's, and so must the answering model be.
+        The collection must be the caller's, and so must the answering model be. Extractive
+        answers come from the same retrieval and the same found/not-found decision, then
+        quote the sources instead of asking a model.
         """
         language = detect_language(body.question)
         hits = await self._knowledge.retrieve(
@@ -87,6 +91,9 @@ class AnswerService:
             sources=body.sources,
             embedding_model=body.embedding_model,
         )
+        contexts = await section_contexts(
+            self._knowledge.store, body.collection, hits, self._settings.section_chars
+        )
         prompt = build_prompt(
             body.question,
             hits,
@@ -94,6 +101,7 @@ class AnswerService:
             context_tokens=self._settings.context_tokens,
             answer_tokens=self._settings.answer_tokens,
             history=history,
+            contexts=contexts,
         )
         dropped = [citation(0, hit) for hit in prompt.dropped]
         if prompt.dropped:
@@ -106,7 +114,31 @@ class AnswerService:
             self._metrics.rag_queries.labels(outcome="not_found").inc()
             answer = NOT_FOUND[language].format(name=body.collection)
             head = QueryResponse(
-                answer=answer, sources=[], dropped=dropped, found=False, language=language
+                answer=answer,
+                sources=[],
+                dropped=dropped,
+                found=False,
+                language=language,
+                answer_mode=body.answer_mode,
+            )
+            return StartedAnswer(head, None)
+        sources = [
+            citation(n, hit, passage)
+            for n, (hit, passage) in enumerate(zip(prompt.used, prompt.passages, strict=True), 1)
+        ]
+        if body.answer_mode == "extractive":
+            self._metrics.rag_queries.labels(outcome="extracted").inc()
+            answer, cited = extractive_answer(
+                body.question, prompt.passages, language, self._settings.extractive_sentences
+            )
+            head = QueryResponse(
+                answer=answer,
+                sources=sources,
+                cited=cited,
+                dropped=dropped,
+                found=True,
+                language=language,
+                answer_mode="extractive",
             )
             return StartedAnswer(head, None)
         options = (options or Options()).model_copy()
@@ -117,7 +149,6 @@ class AnswerService:
         request = ChatRequest(model=body.model or "", messages=prompt.messages, options=options)
         reply = await self._completions.chat(request, policy, caller=caller)
         self._metrics.rag_queries.labels(outcome="answered").inc()
-        sources = [citation(n, hit) for n, hit in enumerate(prompt.used, start=1)]
         head = QueryResponse(
             answer="",
             sources=sources,
@@ -142,7 +173,7 @@ class AnswerService:
         yield {"event": "sources", **head}
         if started.reply is None:
             yield {"event": "token", "content": started.head.answer}
-            yield {"event": "done", "answer": started.head.answer, "cited": []}
+            yield {"event": "done", "answer": started.head.answer, "cited": started.head.cited}
             return
         parts: list[str] = []
         async for chunk in started.reply.chunks:  # a failure here ends the stream's error line

@@ -3,135 +3,39 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import re
 import time
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-from app.core.errors import InvalidRequest, NotFound
+from app.core.errors import NotFound
+from app.rag.chunking import (
+    ChunkDraft,
+    PreparedDocument,
+    Upload,
+    prepare_text,
+    prepare_upload,
+    source_name,
+    split_document,
+)
 from app.rag.embeddings import Embedder
-from app.rag.loaders import DocType, LoadedDocument, Section, load_document, load_text
-from app.rag.schemas import DocumentInfo, IngestProgress, TextDocument
+from app.rag.loaders import DocType
+from app.rag.schemas import DocumentInfo, IngestProgress
 from app.rag.store import ChromaStore, Metadata
 
 logger = logging.getLogger(__name__)
 
 EMBED_STEP = 32  # chunks embedded between two progress events
-_BAD_NAME = re.compile(r"[\x00-\x1f\x7f]")
-
-
-@dataclass(frozen=True)
-class Upload:
-    """A file as received: its client-side name (metadata only) and its bytes."""
-
-    name: str
-    data: bytes
-
-
-@dataclass(frozen=True)
-class ChunkDraft:
-    """A chunk before it is embedded: text and where it sits in the document's text."""
-
-    text: str
-    index: int
-    start: int
-    end: int
-    page: int | None
-    heading: str | None
-
-
-@dataclass(frozen=True)
-class PreparedDocument:
-    """A parsed and split file, ready to embed."""
-
-    id: str
-    source: str
-    loaded: LoadedDocument
-    chunks: list[ChunkDraft]
-    content_hash: str
-    size: int
-
-
-def source_name(name: str) -> str:
-    """A client's file name, checked: a plain name, never a path (it is only metadata)."""
-    if not name or len(name) > 255:
-        raise InvalidRequest("a file name must have 1-255 characters", field="files")
-    if _BAD_NAME.search(name):
-        raise InvalidRequest(f"{name!r}: control characters in a file name", field="files")
-    if "/" in name or "\\" in name or name in (".", ".."):
-        raise InvalidRequest(f"{name!r}: a file name must not be a path", field="files")
-    return name
-
-
-def split_document(
-    sections: Sequence[Section], chunk_size: int, chunk_overlap: int
-) -> list[ChunkDraft]:
-    """Split each section with LangChain's recursive splitter.
-
-    Offsets index the document's text: the file itself for txt and md, and the extracted text
-    (sections joined by a blank line) for pdf, docx and html.
-    """
-    from langchain_text_splitters import RecursiveCharacterTextSplitter
-
-    splitter = RecursiveCharacterTextSplitter(
-        chunk_size=chunk_size, chunk_overlap=chunk_overlap, add_start_index=True
-    )
-    chunks: list[ChunkDraft] = []
-    offset = 0
-    for section in sections:
-        if section.start is not None:
-            offset = section.start
-        for piece in splitter.create_documents([section.text]):
-            start = offset + int(piece.metadata["start_index"])
-            chunks.append(
-                ChunkDraft(
-                    text=piece.page_content,
-                    index=len(chunks),
-                    start=start,
-                    end=start + len(piece.page_content),
-                    page=section.page,
-                    heading=section.heading,
-                )
-            )
-        offset += len(section.text) + 2  # sections are joined by a blank line
-    return chunks
-
-
-def prepare(
-    loaded: LoadedDocument, source: str, digest: str, size: int, chunk_size: int, overlap: int
-) -> PreparedDocument:
-    """A loaded document split into chunks; its id comes from its content."""
-    chunks = split_document(loaded.sections, chunk_size, overlap)
-    return PreparedDocument(digest[:16], source, loaded, chunks, digest, size)
-
-
-def prepare_upload(
-    upload: Upload, chunk_size: int, overlap: int, max_chars: int
-) -> PreparedDocument:
-    """Check, parse and split an uploaded file (CPU work: call it off the event loop)."""
-    source = source_name(upload.name)
-    loaded = load_document(upload.data, source, max_chars)
-    digest = hashlib.sha256(upload.data).hexdigest()
-    return prepare(loaded, source, digest, len(upload.data), chunk_size, overlap)
-
-
-def prepare_text(
-    item: TextDocument, chunk_size: int, overlap: int, max_chars: int
-) -> PreparedDocument:
-    """Check and split a document sent as JSON text."""
-    data = item.text.encode()
-    digest = hashlib.sha256(data).hexdigest()
-    source = source_name(item.source or f"text-{digest[:8]}")
-    if len(item.text) > max_chars:
-        raise InvalidRequest(f"at most {max_chars} characters", field="documents.text")
-    loaded = load_text(item.text, item.type)
-    if not loaded.sections:
-        raise InvalidRequest(f"{source!r} holds no text to index", field="documents")
-    return prepare(loaded, source, digest, len(data), chunk_size, overlap)
+__all__ = [  # the parsing side lives in `chunking`; callers keep importing it from here
+    "ChunkDraft",
+    "PreparedDocument",
+    "Upload",
+    "prepare_text",
+    "prepare_upload",
+    "source_name",
+    "split_document",
+]
 
 
 def document_info(metadata: Metadata) -> DocumentInfo:
@@ -167,6 +71,7 @@ def chunk_metadata(document: PreparedDocument, chunk: ChunkDraft, created_at: st
         metadata["page"] = chunk.page
     if chunk.heading:
         metadata["heading"] = chunk.heading
+    metadata["section"] = chunk.section
     return metadata
 
 

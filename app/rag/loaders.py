@@ -7,9 +7,15 @@ import re
 import zipfile
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
-from app.core.errors import InvalidRequest, UnsupportedMediaType
+if TYPE_CHECKING:
+    from pypdf import PdfReader
+
+from app.core.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from app.rag.manpage import is_manpage, manpage_sections
 from app.rag.markup import html_sections, markdown_sections
+from app.rag.troff import is_troff, troff_sections
 
 ZIP_MAX_UNPACKED = 200 * 1024 * 1024  # bytes a docx may unpack to
 ZIP_MAX_RATIO = 100  # a larger member packed tighter than this is a bomb, not a document
@@ -50,12 +56,17 @@ class LoadedDocument:
         return sum(len(section.text) for section in self.sections)
 
 
-def load_document(data: bytes, name: str, max_chars: int) -> LoadedDocument:
-    """Detect the type from the bytes and extract the text; 4xx errors name the file."""
+def load_document(
+    data: bytes, name: str, max_chars: int, max_pages: int | None = None
+) -> LoadedDocument:
+    """Detect the type from the bytes and extract the text; 4xx errors name the file.
+
+    Over a limit (pages, characters) is a 413; damaged or malformed is a 422.
+    """
     if not data.strip():
         raise InvalidRequest(f"{name!r} is empty", field="files")
     if _is_pdf(data):
-        doc_type, sections = DocType.PDF, _pdf_sections(data, name)
+        doc_type, sections = DocType.PDF, _pdf_sections(data, name, max_chars, max_pages)
     elif data.startswith(b"PK\x03\x04"):
         doc_type, sections = DocType.DOCX, _docx_sections(data, name)
     else:
@@ -66,11 +77,15 @@ def load_document(data: bytes, name: str, max_chars: int) -> LoadedDocument:
     if not loaded.sections:
         raise InvalidRequest(f"{name!r} holds no text to index", field="files")
     if loaded.chars > max_chars:
-        raise InvalidRequest(
-            f"{name!r} holds {loaded.chars} characters of text, at most {max_chars} allowed",
-            field="files",
-        )
+        raise _too_much_text(name, loaded.chars, max_chars)
     return loaded
+
+
+def _too_much_text(name: str, chars: int, max_chars: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"{name!r} holds {'more than ' if chars > max_chars else ''}{chars} characters of text, "
+        f"at most {max_chars} allowed"
+    )
 
 
 def load_text(text: str, doc_type: DocType | None) -> LoadedDocument:
@@ -124,30 +139,97 @@ def _text_sections(text: str, doc_type: DocType) -> list[Section]:
         return [Section(body, heading=heading) for heading, body in html_sections(text)]
     if doc_type is DocType.MD:
         return [Section(body, None, heading, at) for heading, body, at in markdown_sections(text)]
+    if is_troff(text):  # a manual page's source: sections of its plain text
+        return [Section(body, heading=heading) for heading, body in troff_sections(text)]
+    if is_manpage(text):
+        return [Section(body, None, heading, at) for heading, body, at in manpage_sections(text)]
     return [Section(text, start=0)]
 
 
-def _pdf_sections(data: bytes, name: str) -> list[Section]:
+def _pdf_sections(data: bytes, name: str, max_chars: int, max_pages: int | None) -> list[Section]:
     from pypdf import PdfReader
     from pypdf.errors import PyPdfError
 
+    if b"%%EOF" not in data[-2048:]:
+        # pypdf would rebuild a cut file from whatever it finds; an upload cut short is an error.
+        raise InvalidRequest(
+            f"{name!r} is not a readable PDF: truncated (no end-of-file marker)", field="files"
+        )
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
             raise InvalidRequest(
                 f"{name!r} is an encrypted PDF; upload it without a password", field="files"
             )
-        pages = [page.extract_text() or "" for page in reader.pages]
-    except InvalidRequest:
+        if max_pages is not None:
+            _check_pages(_declared_pages(reader), name, max_pages)  # free: what the file states
+            _check_pages(len(reader.pages), name, max_pages)  # walks the page tree
+        headings = _outline_headings(reader, len(reader.pages))
+        pages: list[str] = []
+        chars = 0
+        for page in reader.pages:
+            pages.append(page.extract_text() or "")
+            chars += len(pages[-1])
+            if chars > max_chars:  # stop extracting as soon as the answer is known
+                raise _too_much_text(name, chars, max_chars)
+    except (InvalidRequest, PayloadTooLarge):
         raise
     except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
         # pypdf reports damage in many shapes; all of them mean the same to the uploader.
         raise InvalidRequest(f"{name!r} is not a readable PDF: {exc}", field="files") from None
+    except RecursionError:
+        raise InvalidRequest(f"{name!r} is a PDF nested too deeply", field="files") from None
     if not any(text.strip() for text in pages):
         raise InvalidRequest(
             f"{name!r} has no text layer (a scanned PDF?); OCR is not supported", field="files"
         )
-    return [Section(text, page=number) for number, text in enumerate(pages, start=1)]
+    return [
+        Section(text, page=number, heading=headings.get(number))
+        for number, text in enumerate(pages, start=1)
+    ]
+
+
+def _check_pages(count: int, name: str, max_pages: int) -> None:
+    if count > max_pages:
+        raise PayloadTooLarge(f"{name!r} has {count} pages, at most {max_pages} allowed")
+
+
+def _declared_pages(reader: PdfReader) -> int:
+    """The page count the file's page tree states (0 if it states none)."""
+    root: Any = reader.trailer["/Root"]
+    count = root["/Pages"].get("/Count", 0)
+    return count if isinstance(count, int) else 0
+
+
+def _outline_headings(reader: PdfReader, pages: int) -> dict[int, str]:
+    """Page number -> the heading path of the outline (bookmarks) in force on that page."""
+    from pypdf.errors import PyPdfError
+
+    starts: dict[int, str] = {}
+
+    def walk(items: list[Any], path: tuple[str, ...]) -> None:
+        last: tuple[str, ...] = path
+        for item in items:
+            if isinstance(item, list):  # the children of the item before
+                walk(item, last)
+                continue
+            title = " ".join(str(getattr(item, "title", "") or "").split())
+            number = reader.get_destination_page_number(item)
+            last = (*path, title) if title else path
+            if number is not None and 0 <= number < pages and last:
+                starts.setdefault(number + 1, " > ".join(last))
+
+    try:
+        walk(reader.outline, ())
+    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        return {}  # a broken outline costs the headings, not the document
+    headings: dict[int, str] = {}
+    current = None
+    for number in range(1, pages + 1):
+        current = starts.get(number, current)
+        if current:
+            headings[number] = current
+    return headings
 
 
 def _docx_sections(data: bytes, name: str) -> list[Section]:
@@ -169,9 +251,7 @@ def _docx_sections(data: bytes, name: str) -> list[Section]:
         for member in members
     )
     if unpacked > ZIP_MAX_UNPACKED or packed_tight:
-        raise InvalidRequest(
-            f"{name!r} unpacks to {unpacked} bytes; refused as a zip bomb", field="files"
-        )
+        raise PayloadTooLarge(f"{name!r} unpacks to {unpacked} bytes; refused as a zip bomb")
     from docx import Document
     from docx.table import Table
 
@@ -198,7 +278,12 @@ def _docx_sections(data: bytes, name: str) -> list[Section]:
                 path.append((level, block.text.strip()))
             lines.append(block.text)
         flush()
-    except (KeyError, ValueError, zipfile.BadZipFile, OSError) as exc:
+    except MemoryError:
+        raise
+    except (KeyError, ValueError, zipfile.BadZipFile, OSError, SyntaxError) as exc:
+        # lxml's XMLSyntaxError is a SyntaxError: malformed XML, or libxml2 out of memory.
+        if isinstance(exc, SyntaxError) and "memory" in str(exc).lower():
+            raise MemoryError from None  # libxml2 ran out of room: too big, not malformed
         raise InvalidRequest(
             f"{name!r} is not a readable Word document: {exc}", field="files"
         ) from None

@@ -70,11 +70,16 @@ def estimate_tokens(text: str) -> int:
 
 @dataclass(frozen=True)
 class Prompt:
-    """The messages for the model, the hits it got as context and those with no room."""
+    """The messages for the model, the hits it got as context and those with no room.
+
+    `passages[i]` is the text given as source i + 1: the section around `used[i]` where
+    there was room for it, else the chunk alone.
+    """
 
     messages: list[Message]
     used: list[Hit]
     dropped: list[Hit]
+    passages: list[str]
 
 
 def build_prompt(
@@ -85,8 +90,14 @@ def build_prompt(
     context_tokens: int,
     answer_tokens: int,
     history: Sequence[Message] = (),
+    contexts: Sequence[str | None] = (),
 ) -> Prompt:
-    """The seed's prompt with numbered sources, keeping whole chunks while they fit the window."""
+    """The seed's prompt with numbered sources, keeping whole chunks while they fit the window.
+
+    Which chunks are used depends on the chunks alone (so the found/not-found decision does
+    not move with section sizes); then, best first, a chunk becomes the section around it
+    (`contexts`) where the room left allows.
+    """
     context_label, question_label, answer_label, _, _ = _FRAME[language]
     fixed = (
         SYSTEM[language]
@@ -99,21 +110,37 @@ def build_prompt(
     room = context_tokens - answer_tokens - estimate_tokens(fixed) - 16 * (len(history) + 2)
     used: list[Hit] = []
     dropped: list[Hit] = []
-    blocks: list[str] = []
     for hit in hits:
-        block = f"[{len(used) + 1}] ({label(hit, language)})\n{hit.text}"
-        cost = estimate_tokens(block) + 2
+        cost = _cost(len(used) + 1, hit, hit.text, language)
         if cost <= room:
             room -= cost
             used.append(hit)
-            blocks.append(block)
         else:  # never cut a chunk: drop it whole, and say so in the response
             dropped.append(hit)
+    around = {hit.id: context for hit, context in zip(hits, contexts, strict=False) if context}
+    passages: list[str] = []
+    for n, hit in enumerate(used, start=1):
+        passage = hit.text
+        context = around.get(hit.id)
+        if context and context != hit.text and not any(hit.text in p for p in passages):
+            extra = _cost(n, hit, context, language) - _cost(n, hit, hit.text, language)
+            if extra <= room:
+                room -= extra
+                passage = context
+        passages.append(passage)
+    blocks = [
+        f"[{n}] ({label(hit, language)})\n{passage}"
+        for n, (hit, passage) in enumerate(zip(used, passages, strict=True), start=1)
+    ]
     context = "\n\n".join(blocks)
     user = f"{context_label}\n{context}\n\n{question_label} {question}\n\n{answer_label}"
     messages = [Message(role="system", content=SYSTEM[language]), *history]
     messages.append(Message(role="user", content=user))
-    return Prompt(messages, used, dropped)
+    return Prompt(messages, used, dropped, passages)
+
+
+def _cost(n: int, hit: Hit, passage: str, language: Language) -> int:
+    return estimate_tokens(f"[{n}] ({label(hit, language)})\n{passage}") + 2
 
 
 def label(hit: Hit, language: Language) -> str:
@@ -127,8 +154,8 @@ def label(hit: Hit, language: Language) -> str:
     return ", ".join(parts)
 
 
-def citation(n: int, hit: Hit) -> Citation:
-    """A hit as the response lists it, numbered as in the prompt."""
+def citation(n: int, hit: Hit, passage: str | None = None) -> Citation:
+    """A hit as the response lists it, numbered as in the prompt, with the text it was given."""
     text = " ".join(hit.text.split())
     snippet = text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 1] + "…"
     page = hit.metadata.get("page")
@@ -143,6 +170,7 @@ def citation(n: int, hit: Hit) -> Citation:
         snippet=snippet,
         page=int(page) if page is not None else None,
         heading=str(heading) if heading is not None else None,
+        text=passage,
     )
 
 
@@ -161,5 +189,6 @@ def sources_footer(citations: Sequence[Citation], language: Language) -> str:
     lines = []
     for c in citations:
         where = f", p. {c.page}" if c.page is not None else ""
-        lines.append(f"[{c.n}] {c.source}{where}")
+        heading = f" · {c.heading}" if c.heading else ""
+        lines.append(f"[{c.n}] {c.source}{where}{heading}")
     return f"\n\n{SOURCES_LABEL[language]}:\n" + "\n".join(lines)

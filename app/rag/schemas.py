@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.core.errors import InvalidRequest
 from app.rag.loaders import DocType
 
+AnswerMode = Literal["generative", "extractive"]
 _COLLECTION_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]")
 
 
@@ -115,6 +116,11 @@ class SearchResult(BaseModel):
     dense_score: float | None = None
     lexical_score: float | None = None
     rank_score: float
+    context: str | None = Field(
+        default=None,
+        description="the section around the chunk, bounded (rag.section_chars); "
+        "None for chunks stored before sections were recorded",
+    )
 
 
 class SearchResponse(BaseModel):
@@ -136,6 +142,11 @@ class QueryRequest(BaseModel):
     min_score: float | None = Field(default=None, ge=0, le=1)
     sources: list[str] | None = Field(default=None, max_length=100)
     embedding_model: str | None = Field(default=None, max_length=256)
+    answer_mode: AnswerMode = Field(
+        default="generative",
+        description="generative: the model answers from the sources; "
+        "extractive: the sources' best sentences quoted with their numbers, no model",
+    )
 
 
 class Citation(BaseModel):
@@ -150,6 +161,7 @@ class Citation(BaseModel):
     snippet: str
     page: int | None = None
     heading: str | None = None
+    text: str | None = Field(default=None, description="the passage given as this source")
 
 
 class QueryResponse(BaseModel):
@@ -162,6 +174,7 @@ class QueryResponse(BaseModel):
     found: bool
     model: str | None = None
     language: Literal["en", "es"]
+    answer_mode: AnswerMode = "generative"
 
 
 class ChunkInfo(BaseModel):

@@ -21,8 +21,8 @@ from app.rag.ingest import (
     find_document,
     index_document,
     prepare_text,
-    prepare_upload,
 )
+from app.rag.parsing import ParseLimits, UploadParser
 from app.rag.prompt import detect_language
 from app.rag.retrieve import Hit, IndexCache, hybrid_search, search_result
 from app.rag.schemas import (
@@ -38,6 +38,7 @@ from app.rag.schemas import (
     UploadResult,
     check_collection_name,
 )
+from app.rag.sections import section_contexts
 from app.rag.store import ChromaStore, StoredCollection
 
 FIRST_CHUNK = {"chunk_index": 0}
@@ -75,6 +76,7 @@ class KnowledgeBase:
         self._metrics = metrics
         self._other_embedder = other_embedder  # set when any model name can embed (Ollama)
         self._indexes = IndexCache()
+        self.parser = UploadParser(ParseLimits.of(settings), settings.parse_workers)
 
     async def aclose(self) -> None:
         """Close the store and the embedder."""
@@ -142,12 +144,7 @@ class KnowledgeBase:
         if len(uploads) > self.settings.max_files:
             raise InvalidRequest(f"at most {self.settings.max_files} files", field="files")
         size, overlap = _splitting(stored)
-        documents = [
-            await asyncio.to_thread(
-                prepare_upload, upload, size, overlap, self.settings.max_document_chars
-            )
-            for upload in uploads
-        ]
+        documents = [await self.parser.prepare(upload, size, overlap) for upload in uploads]
         return Batch(name, embedder, documents)
 
     async def prepare_texts(self, name: str, body: TextUpload, *, caller: Principal) -> Batch:
@@ -276,7 +273,12 @@ class KnowledgeBase:
             sources=body.sources,
             embedding_model=body.embedding_model,
         )
-        return SearchResponse(results=[search_result(hit) for hit in hits])
+        contexts = await section_contexts(self.store, name, hits, self.settings.section_chars)
+        results = [
+            search_result(hit).model_copy(update={"context": context})
+            for hit, context in zip(hits, contexts, strict=True)
+        ]
+        return SearchResponse(results=results)
 
     # Internals
 

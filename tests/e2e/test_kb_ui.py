@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, expect
 
@@ -126,6 +127,49 @@ def test_kb_upload_ask_and_open_a_citation(
         page.get_by_role("dialog").get_by_role("button", name="Delete").click()
         expect(page.get_by_role("heading", name=name, level=2)).to_have_count(0)
         expect(page.locator(".kb-collection").filter(has_text=name)).to_have_count(0)
+        ui.check_clean()
+    finally:
+        context.close()
+
+
+def test_kb_answer_mode_quotes_the_sources_without_the_model(
+    browser: Browser, kb_site: str
+) -> None:
+    name = "handbook-quotes"
+    with httpx.Client(base_url=kb_site, timeout=30) as api:
+        assert api.post("/api/rag/collections", json={"name": name}).status_code == 201
+        files = {"files": ("handbook.md", HANDBOOK.encode(), "text/markdown")}
+        assert api.post(f"/api/rag/collections/{name}/documents", files=files).status_code == 201
+    context = browser.new_context(viewport=DESKTOP, locale="en-US")
+    ui = ChatPage.open(context.new_page(), kb_site)
+    page = ui.page
+    try:
+        page.get_by_role("button", name="Knowledge bases").click()
+        page.locator(".kb-collection").filter(has_text=name).click()
+        mode = page.get_by_role("combobox", name="Answer mode")
+        expect(mode.locator("option")).to_have_text(["Model's answer", "Quotes only (no model)"])
+        expect(mode).to_have_value("generative")
+        mode.select_option("extractive")
+
+        page.get_by_role("textbox", name="Question").fill("How many vacation days do I get?")
+        page.get_by_role("button", name="Ask", exact=True).click()
+        answer = page.locator(".kb-answer-text")
+        expect(answer).to_have_attribute("aria-busy", "false")
+        # The documents' own sentence, not the scripted model's words.
+        expect(answer).to_contain_text(
+            "According to [1]: “Employees get 25 days of paid vacation per year.”"
+        )
+        expect(answer).not_to_contain_text("Employees get 25 days of paid vacation [1].")
+        answer.get_by_role("button", name="Source 1").click()
+        source = page.locator("#kb-source-1")
+        expect(source).to_have_attribute("open", "")
+        expect(source.locator("summary")).to_contain_text("handbook.md")
+
+        # The choice holds for the next question, and switching back asks the model again.
+        expect(mode).to_have_value("extractive")
+        mode.select_option("generative")
+        page.get_by_role("button", name="Ask", exact=True).click()
+        expect(answer).to_have_text("Employees get 25 days of paid vacation [1].")
         ui.check_clean()
     finally:
         context.close()

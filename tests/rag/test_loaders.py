@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.core.errors import InvalidRequest, LlamaradaError, UnsupportedMediaType
+from app.core.errors import InvalidRequest, LlamaradaError, PayloadTooLarge, UnsupportedMediaType
 from app.rag.loaders import DocType, load_document
 from app.rag.markup import html_sections, markdown_sections
 from tests.rag.files import encrypt_pdf, make_docx, make_pdf, make_zip_bomb
@@ -89,7 +89,7 @@ def test_load_document_reads_windows_1252_text() -> None:
         (b"%PDF-1.7\n1 0 obj << /Type /Catalog >> broken", InvalidRequest, "not a readable PDF"),
         (encrypt_pdf(make_pdf(["secret"]), "pw"), InvalidRequest, "encrypted PDF"),
         (make_pdf([""]), InvalidRequest, "no text layer"),
-        (make_zip_bomb(20_000_000), InvalidRequest, "zip bomb"),
+        (make_zip_bomb(20_000_000), PayloadTooLarge, "zip bomb"),
         (b"PK\x03\x04 not really a zip", InvalidRequest, "damaged zip"),
         (
             b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00",
@@ -121,5 +121,5 @@ def test_load_document_rejects_a_zip_that_is_not_a_word_document() -> None:
 
 
 def test_load_document_enforces_the_text_limit() -> None:
-    with pytest.raises(InvalidRequest, match="at most 100 allowed"):
+    with pytest.raises(PayloadTooLarge, match="at most 100 allowed"):
         load_document(b"word " * 100, "long.txt", 100)

@@ -67,7 +67,10 @@ function sourceView(source) {
 }
 
 /** Ask `collection` (`POST /api/rag/query`, streamed) and draw the answer into `place`. */
-export async function askCollection(place, { collection, question, model, signal, announce }) {
+export async function askCollection(
+  place,
+  { collection, question, model, answerMode, signal, announce },
+) {
   const body = h(
     "div",
     { class: "markdown kb-answer-text", "aria-busy": "true" },
@@ -87,7 +90,13 @@ export async function askCollection(place, { collection, question, model, signal
     body.replaceChildren(renderMarkdown(text));
     linkCitations(body, count, open);
   };
-  const payload = { collection, question, stream: true, ...(model ? { model } : {}) };
+  const payload = {
+    collection,
+    question,
+    stream: true,
+    answer_mode: answerMode ?? "generative",
+    ...(model && answerMode !== "extractive" ? { model } : {}),
+  };
   try {
     const response = await request("api/rag/query", { method: "POST", body: payload, signal });
     for await (const item of ndjson(response.body)) {

@@ -10,6 +10,9 @@ import { askCollection, errorText } from "./kb-answer.js";
 const NAME_PATTERN = "[A-Za-z0-9][A-Za-z0-9._\\-]{1,510}[A-Za-z0-9]";
 const ACCEPT = ".txt,.md,.markdown,.html,.htm,.pdf,.docx";
 
+// generative: the chat model writes the answer; extractive: the sources' best sentences, quoted.
+const ANSWER_MODES = ["generative", "extractive"];
+
 function collectionPath(name, rest = "") {
   return `api/rag/collections/${encodeURIComponent(name)}${rest}`;
 }
@@ -30,6 +33,7 @@ function day(iso) {
 export class KnowledgeView {
   #selected = null;
   #asking = null;
+  #answerMode = "generative";
 
   /**
    * `announce(text)` speaks; `model()` is the chat's model (used unless it is a kb: one);
@@ -241,6 +245,24 @@ export class KnowledgeView {
           autocomplete: "off",
           placeholder: t("questionPlaceholder"),
         }),
+        h("label", { for: "kb-answer-mode", class: "visually-hidden" }, t("answerModeLabel")),
+        h(
+          "select",
+          {
+            id: "kb-answer-mode",
+            name: "answerMode",
+            onchange: (event) => {
+              this.#answerMode = event.target.value;
+            },
+          },
+          ...ANSWER_MODES.map((mode) =>
+            h(
+              "option",
+              { value: mode, selected: mode === this.#answerMode },
+              t(`answerMode_${mode}`),
+            ),
+          ),
+        ),
         h("button", { type: "submit", class: "button button-primary" }, t("askButton")),
       ),
       h("div", { id: "kb-answer", class: "kb-answer", "aria-live": "polite" }),
@@ -370,6 +392,7 @@ export class KnowledgeView {
         collection: name,
         question,
         model,
+        answerMode: event.target.elements.answerMode.value,
         signal: controller.signal,
         announce: this.announce,
       });
