@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 WORKER = Path(__file__).with_name("grammar_worker.py")
 CACHED_SCHEMAS = 256  # grammars are at most `max_grammar_bytes` each
+STARTUP_TIMEOUT = 60.0  # seconds for the child's imports and the model's vocabulary
 
 Outcome = tuple[str, str]  # (grammar, "") or ("", why there is none)
 
@@ -119,6 +120,10 @@ class GrammarCompiler:
                 stderr=asyncio.subprocess.DEVNULL,
                 limit=8 * self._limits.max_grammar_bytes + 65536,  # JSON-escaped grammar
             )
+            # Its start (imports, the vocabulary) is not the first schema's time.
+            assert self._process.stdout is not None
+            ready = await asyncio.wait_for(self._process.stdout.readline(), STARTUP_TIMEOUT)
+            json.loads(ready)  # `{"ready": true}`; an empty line: it could not start
         return self._process
 
     async def _stop(self) -> int | None:

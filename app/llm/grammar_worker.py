@@ -121,6 +121,8 @@ def main() -> None:
 
     limit = _vm_size() + budget  # what the imports and the vocabulary took, and the budget on top
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    replies.write(json.dumps({"ready": True}) + "\n")
+    replies.flush()
     for line in sys.stdin:
         request = json.loads(line)
         reply = builder.compile(

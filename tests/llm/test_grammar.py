@@ -99,7 +99,8 @@ async def test_grammar_child_killed_between_schemas_is_replaced() -> None:
 
 
 async def test_grammar_past_the_deadline_is_422_and_the_child_is_stopped() -> None:
-    compiler = GrammarCompiler(LimitSettings(grammar_timeout=0.001))
+    # Sampling 8 tokens over the whole vocabulary takes tens of milliseconds at least.
+    compiler = GrammarCompiler(LimitSettings(grammar_timeout=0.001), default_model_path())
     try:
         with pytest.raises(InvalidRequest) as caught:
             await compiler.grammar(EVERYDAY[0])
