@@ -310,3 +310,11 @@ def test_nginx_answers_json_when_the_app_is_down(tmp_path: Path, path: str) -> N
     assert response.status_code == 502
     assert response.headers["content-type"] == "application/json"
     assert response.json()["error"]["type"] == "upstream_unavailable"
+
+
+def test_nginx_drops_idle_api_connections_before_the_api_does() -> None:
+    # Otherwise nginx can send a request on a connection uvicorn has just closed, and a POST
+    # that fails so is not retried: the client gets a 502 for a request nobody refused.
+    found = re.search(r"keepalive_timeout\s+(\d+)s;", TEMPLATE.read_text(encoding="utf-8"))
+    assert found is not None
+    assert int(found.group(1)) < Settings(_env_file=None).server.keep_alive_timeout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import time
 from collections.abc import AsyncIterator
@@ -175,3 +176,12 @@ async def test_embedded_full_queue_is_503_with_retry_after(settings: Settings) -
     busy = next(r for r in responses if r.status_code == 503)
     assert busy.headers["retry-after"] == "4"
     assert busy.json()["error"]["type"] == "overloaded_error"
+
+
+async def test_embedded_show_names_the_model_file_without_its_place(
+    backend: EmbeddedBackend,
+) -> None:
+    shown = await backend.show("smollm2:135m")
+    path = default_model_path()
+    assert shown["modelfile"].startswith(f"FROM {path.name}\n")
+    assert str(path.parent) not in json.dumps(shown)
