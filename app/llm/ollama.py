@@ -17,17 +17,9 @@ from app.core.errors import (
     UpstreamError,
     UpstreamUnavailable,
 )
-from app.llm.base import ChatRequest, Chunk, Embeddings, GenerateRequest, ModelInfo
+from app.llm.base import STATS, ChatRequest, Chunk, Embeddings, GenerateRequest, ModelInfo
 
-_DONE_FIELDS = (
-    "done_reason",
-    "total_duration",
-    "load_duration",
-    "prompt_eval_count",
-    "prompt_eval_duration",
-    "eval_count",
-    "eval_duration",
-)
+_DONE_FIELDS = ("done_reason", *STATS)
 
 
 class OllamaBackend:
