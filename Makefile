@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 SYSTEM_PACKAGES := redis-server prometheus nginx chromium
 SYSTEM_BINARIES := redis-server promtool nginx chromium
 
-.PHONY: run test lint bench load eval-rag system-deps clean
+.PHONY: run test lint bench bench-deps load eval-rag system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,7 +50,12 @@ $(VENV)/.bench-deps: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[embedded,test,bench]'
 	touch $@ $(VENV)/.test-deps $(VENV)/.run-deps
 
-bench: system-deps $(VENV)/.bench-deps $(LITELLM_VENV)/bin/litellm
+# wrk drives the hot-path benchmark (bench/hot_path.py).
+bench-deps:
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk; } \
+	  || { echo "install the Debian package wrk first"; exit 1; }
+
+bench: system-deps bench-deps $(VENV)/.bench-deps $(LITELLM_VENV)/bin/litellm
 	LITELLM_BIN=$(LITELLM_VENV)/bin $(BIN)/python -m bench
 
 # By hand, not in `make test`: 200 streaming clients through nginx, then a soak with Redis

@@ -12,6 +12,7 @@ from typing import Any
 from bench import (
     batch_throughput,
     cache_hit,
+    hot_path,
     http_protocol,
     proxy_overhead,
     rag_ingest,
@@ -35,6 +36,9 @@ def main() -> int:
     print("gateway overhead vs direct, and vs LiteLLM's proxy ...", flush=True)
     proxy = proxy_overhead.run()
     print(proxy, flush=True)
+    print("hot path: the gateway's own cost per request, misses and hits, 1 and 2 workers ...")
+    hot = hot_path.run()
+    print(hot, flush=True)
     print("HTTP protocol: guarded httptools vs uvicorn's httptools and h11 ...", flush=True)
     protocol = http_protocol.run()
     print(protocol, flush=True)
@@ -67,6 +71,7 @@ def main() -> int:
         ),
     ]
     rows += _proxy_rows(proxy)
+    rows += hot_path.rows(hot)
     rows += http_protocol.rows(protocol)
     rows += _rag_rows(ingest, search)
     rows += rag_parse.rows(parse)

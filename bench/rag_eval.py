@@ -106,15 +106,26 @@ def _mean(values: Iterable[float | bool]) -> float | None:
 
 
 @asynccontextmanager
-async def gateway(data_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
-    """The app in process with its lifespan run, data in `data_dir`, no .env file read."""
+async def gateway(data_dir: Path, scripted: bool = False) -> AsyncIterator[httpx.AsyncClient]:
+    """The app in process with its lifespan run, data in `data_dir`, no .env file read.
+
+    `scripted`: a model that answers at once instead of SmolLM2. Only a generative query needs
+    a model, and it decides `found` before the model is asked, so the refusal figures are the
+    same; SmolLM2 reading each ~1,500-token context costs seconds a question on 2 cores.
+    """
     settings = Settings(
         _env_file=None,
         data_dir=data_dir / "data",
         models_dir=data_dir / "models",
         rag=RagSettings(answer_tokens=ANSWER_TOKENS),
     )
-    app = create_app(settings)
+    backend = None
+    if scripted:
+        from tests.fakes import ScriptedBackend
+
+        backend = ScriptedBackend(pieces=("-",))
+        settings = settings.model_copy(update={"default_model": backend.model})
+    app = create_app(settings, backend=backend)
     async with (
         LifespanManager(app, startup_timeout=120, shutdown_timeout=60) as manager,
         httpx.AsyncClient(
@@ -187,10 +198,12 @@ async def ask(client: httpx.AsyncClient, outcome: Outcome) -> None:
     outcome.refused = not _checked(response)["found"]
 
 
-async def evaluate(splits: list[str], k: int, refusals: bool = True) -> dict[str, Any]:
+async def evaluate(
+    splits: list[str], k: int, refusals: bool = True, scripted: bool = False
+) -> dict[str, Any]:
     """Upload the corpus once, run every question of each split; one report per split."""
     with tempfile.TemporaryDirectory() as folder:
-        async with gateway(Path(folder)) as client:
+        async with gateway(Path(folder), scripted) as client:
             corpus = await upload_corpus(client)
             _progress(f"uploaded {corpus['documents']} documents, {corpus['chunks']} chunks")
             runs: dict[str, list[Outcome]] = {}
@@ -278,10 +291,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-refusals", action="store_true", help="skip the /api/rag/query refusal figures"
     )
+    parser.add_argument(
+        "--scripted-model",
+        action="store_true",
+        help="answer generative queries with a scripted model (same refusals, no SmolLM2 cost)",
+    )
     args = parser.parse_args(argv)
     splits = ["test", "dev"] if args.split == "both" else [args.split]
     started = time.perf_counter()
-    reports = asyncio.run(evaluate(splits, args.k, refusals=not args.no_refusals))
+    reports = asyncio.run(
+        evaluate(splits, args.k, not args.no_refusals, scripted=args.scripted_model)
+    )
     elapsed = time.perf_counter() - started
     for split, report in reports.items():
         corpus = report["corpus"]
