@@ -31,6 +31,11 @@ class Flight:
         self._task = asyncio.create_task(self._run(source, on_finish))
 
     @property
+    def _answered(self) -> bool:
+        """Whether the generation has produced its last chunk."""
+        return bool(self.chunks) and self.chunks[-1].done
+
+    @property
     def joinable(self) -> bool:
         """True while a newcomer can still get the whole answer from this generation."""
         return not self.finished and not self._task.cancelling()
@@ -76,5 +81,7 @@ class Flight:
                 await self._changed.wait()
         finally:
             self._subscribers -= 1
-            if self._subscribers == 0 and not self.finished:
+            # Stopped only while it still has words to write: past its last chunk it is ending
+            # by itself, and stopping it then would keep a whole answer out of the cache.
+            if self._subscribers == 0 and not self.finished and not self._answered:
                 self._task.cancel()

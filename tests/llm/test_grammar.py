@@ -28,10 +28,17 @@ def rss() -> int:
 
 
 def worker_pids() -> list[int]:
-    """This process's children: the builder, once started."""
+    """This process's grammar builders (other children, such as the upload parsers' fork
+    server that earlier tests started, are not theirs to count)."""
     found: list[int] = []
     for task in Path("/proc/self/task").iterdir():
-        found.extend(int(pid) for pid in (task / "children").read_text().split())
+        for pid in (task / "children").read_text().split():
+            try:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:  # gone meanwhile
+                continue
+            if b"grammar_worker" in command:
+                found.append(int(pid))
     return found
 
 
