@@ -123,8 +123,9 @@ class AgentSettings(BaseModel):
 class RagSettings(BaseModel):
     """Knowledge bases: embeddings, splitting, retrieval, answers and upload bounds."""
 
-    embedder: Literal["auto", "minilm", "ollama"] = Field(
-        default="auto", description="auto: MiniLM in process with the embedded model, else Ollama"
+    embedder: Literal["auto", "multilingual", "minilm", "ollama"] = Field(
+        default="auto",
+        description="auto: the multilingual model in process with the embedded model, else Ollama",
     )
     ollama_embedding_model: str = Field(default="nomic-embed-text", min_length=1)
     chunk_size: int = Field(default=1000, ge=100, le=20_000)
