@@ -132,7 +132,10 @@ class RagSettings(BaseModel):
     chunk_overlap: int = Field(default=200, ge=0, le=10_000)
     top_k: int = Field(default=3, ge=1, le=50)
     min_score: float = Field(
-        default=0.35, ge=0, le=1, description="answers: below this relevance, say not found"
+        default=0.235,
+        ge=0,
+        le=1,
+        description="answers: below this relevance, say not found (calibrated on the dev set)",
     )
     context_tokens: int = Field(default=2048, ge=256, description="the answering model's window")
     answer_tokens: int = Field(default=512, ge=16, description="room kept for the answer")

@@ -97,6 +97,10 @@ class LexicalIndex:
         """Positions held, removed ones included."""
         return len(self._lengths)
 
+    def language(self, position: int) -> Language:
+        """The language a chunk was analysed in."""
+        return LANGUAGES[self._languages[position]]
+
     @property
     def dead(self) -> int:
         """Removed positions still held."""

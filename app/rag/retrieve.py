@@ -15,7 +15,7 @@ from app.rag.schemas import SearchResult
 from app.rag.store import ChromaStore, Metadata, Row
 
 RRF_K = 60  # the constant of Cormack et al.; damps the weight of the very top ranks
-CANDIDATES = 20  # at least this many from each side before fusing
+CANDIDATES = 50  # at least this many from each side before fusing (more: better recall)
 RERANKED = 30  # the best fused candidates that get the closer look
 COMPACT_SHARE = 0.25  # rebuild an index once this share of its positions are removed chunks
 
@@ -201,7 +201,7 @@ async def hybrid_search(
             if id_ in index.positions:
                 dense[index.positions[id_]] = float(stored @ query_vector)
         ranked = [p for p in ranked if index.rows[p] is not None]  # removed while we waited
-    bar = BAR if trust_dense else Bar(dense=0.0, proximity=1.0)
+    bar = BAR if trust_dense else Bar(dense=0.0, coverage=1.0)
     if not trust_dense:
         weights = replace(weights, dense=0.0)
     found = [
@@ -211,6 +211,7 @@ async def hybrid_search(
             _heading(index.row(p).metadata),
             dense.get(p, 0.0) if trust_dense else 0.0,
             index.lexical.idf,
+            index.lexical.language(p),
         )
         for p in ranked
     ]

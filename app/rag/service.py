@@ -276,8 +276,9 @@ class KnowledgeBase:
         min_score: float = 0.0,
         sources: Sequence[str] | None = None,
         embedding_model: str | None = None,
+        rerank: bool = True,
     ) -> list[Hit]:
-        """The best chunks for a query by hybrid search."""
+        """The best chunks for a query by hybrid search, reranked unless told not to."""
         started = time.perf_counter()
         stored, embedder = await self._open(name, caller, embedding_model)
         vector, index = await asyncio.gather(
@@ -294,6 +295,7 @@ class KnowledgeBase:
             min_score=min_score,
             sources=sources,
             trust_dense=embedder.languages is None or detect_language(query) in embedder.languages,
+            rerank=rerank,
         )
         self._metrics.rag_retrieval_duration.observe(time.perf_counter() - started)
         return hits

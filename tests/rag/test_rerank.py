@@ -44,7 +44,7 @@ def test_order_rescales_similarity_over_the_candidates() -> None:
 
 
 def test_relevance_stays_in_0_1_and_rises_with_evidence() -> None:
-    bar = Bar(dense=0.6, proximity=0.4)
+    bar = Bar(dense=0.35, coverage=0.65)
     none = Evidence(dense=0.0, coverage=0.0, proximity=0.0, heading=0.0)
     full = Evidence(dense=1.0, coverage=1.0, proximity=1.0, heading=1.0)
     some = Evidence(dense=0.5, coverage=0.5, proximity=0.5, heading=0.0)
