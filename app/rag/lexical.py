@@ -180,25 +180,19 @@ class LexicalIndex:
             return []
         norm, alive, languages = self._statistics()
         scores = np.zeros(self.size, dtype=np.float32)
-        covered = np.zeros(self.size, dtype=np.float64)
-        totals = np.zeros(self.size, dtype=np.float64)
+        covered = np.zeros(self.size, dtype=np.float32)
+        totals = np.zeros(len(LANGUAGES), dtype=np.float32)
         for code, language in enumerate(LANGUAGES):
-            wanted = set(QUERY_ANALYZERS[language].terms(query))
-            mine = languages == code
-            part = np.zeros(self.size, dtype=np.float32)
-            share = np.zeros(self.size, dtype=np.float64)
-            total_idf = 0.0
-            for term in wanted:
+            for term in set(QUERY_ANALYZERS[language].terms(query)):
                 idf = self.idf(term)
-                total_idf += idf
+                totals[code] += idf
                 if self._df.get(term, 0) <= 0:
                     continue
                 docs, freqs = self._posting(term)
-                part[docs] += idf * freqs * (K1 + 1) / (freqs + norm[docs])
-                share[docs] += idf
-            scores[mine] = part[mine]
-            covered[mine] = share[mine]
-            totals[mine] = total_idf
+                mine = languages[docs] == code  # chunks read in this language only
+                docs, freqs = docs[mine], freqs[mine]
+                scores[docs] += idf * freqs * (K1 + 1) / (freqs + norm[docs])
+                covered[docs] += idf
         keep = alive if allowed is None else alive & allowed
         scores[~keep] = 0
         candidates = np.flatnonzero(scores > 0)
@@ -206,6 +200,8 @@ class LexicalIndex:
             candidates = candidates[np.argpartition(-scores[candidates], n - 1)[:n]]
         ranked = candidates[np.argsort(-scores[candidates], kind="stable")]
         return [
-            LexicalHit(int(i), float(scores[i]), float(covered[i] / max(totals[i], 1e-9)))
+            LexicalHit(
+                int(i), float(scores[i]), float(covered[i] / max(totals[languages[i]], 1e-9))
+            )
             for i in ranked
         ]
