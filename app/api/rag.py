@@ -23,6 +23,7 @@ from app.rag.schemas import (
     CollectionInfo,
     DocumentDetail,
     DocumentInfo,
+    EmbeddingChange,
     QueryRequest,
     QueryResponse,
     SearchRequest,
@@ -134,6 +135,32 @@ async def delete_document(
     """Delete a document and its chunks."""
     await rag.knowledge.delete_document(name, document_id, caller=caller)
     return Response(status_code=204)
+
+
+@router.put(
+    "/collections/{name}/embedding",
+    response_model=CollectionInfo,
+    responses=streamed(NDJSON, "progress events, then the collection"),
+)
+async def change_embedding(
+    name: str, body: EmbeddingChange, rag: RagDep, caller: PrincipalDep, stream: bool = False
+) -> Response:
+    """Re-embed every chunk with another model; the old vectors serve searches until done."""
+    events = rag.knowledge.change_embedding(name, body, caller=caller)
+    first = await anext(events)  # access and model errors become plain 4xx here
+    if stream:
+
+        async def lines() -> AsyncIterator[dict[str, Any]]:
+            yield first.model_dump(mode="json", exclude_none=True)
+            async for event in events:
+                yield event.model_dump(mode="json", exclude_none=True)
+
+        return StreamingResponse(ndjson(lines()), media_type=NDJSON)
+    collection = first.collection
+    async for event in events:
+        collection = event.collection or collection
+    assert collection is not None  # the last event carries the collection
+    return JSONResponse(collection.model_dump(mode="json"))
 
 
 @router.post("/collections/{name}/search")

@@ -145,15 +145,19 @@ class AgentSettings(BaseModel):
 class RagSettings(BaseModel):
     """Knowledge bases: embeddings, splitting, retrieval, answers and upload bounds."""
 
-    embedder: Literal["auto", "minilm", "ollama"] = Field(
-        default="auto", description="auto: MiniLM in process with the embedded model, else Ollama"
+    embedder: Literal["auto", "multilingual", "minilm", "ollama"] = Field(
+        default="auto",
+        description="auto: the multilingual model in process with the embedded model, else Ollama",
     )
     ollama_embedding_model: str = Field(default="nomic-embed-text", min_length=1)
     chunk_size: int = Field(default=1000, ge=100, le=20_000)
     chunk_overlap: int = Field(default=200, ge=0, le=10_000)
     top_k: int = Field(default=3, ge=1, le=50)
     min_score: float = Field(
-        default=0.35, ge=0, le=1, description="answers: below this relevance, say not found"
+        default=0.235,
+        ge=0,
+        le=1,
+        description="answers: below this relevance, say not found (calibrated on the dev set)",
     )
     context_tokens: int = Field(default=2048, ge=256, description="the answering model's window")
     answer_tokens: int = Field(default=512, ge=16, description="room kept for the answer")

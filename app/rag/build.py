@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.core.config import Settings
@@ -9,9 +10,16 @@ from app.core.metrics import Metrics
 from app.llm.completions import CompletionService
 from app.rag.answer import AnswerService
 from app.rag.chat import ChatService
-from app.rag.embeddings import Embedder, MiniLMEmbedder, OllamaEmbedder
+from app.rag.embeddings import MINILM_MODEL, Embedder, MiniLMEmbedder, OllamaEmbedder
+from app.rag.multilingual import USE_MODEL, MultilingualEmbedder
 from app.rag.service import KnowledgeBase
 from app.rag.store import ChromaStore
+
+# The models that run in process, by the name a collection records.
+LOCAL_EMBEDDERS: dict[str, Callable[[], Embedder]] = {
+    MINILM_MODEL: MiniLMEmbedder,
+    USE_MODEL: MultilingualEmbedder,
+}
 
 
 @dataclass(frozen=True)
@@ -38,17 +46,20 @@ def build_rag(settings: Settings, completions: CompletionService, metrics: Metri
     )
     kind = rag.embedder
     if kind == "auto":
-        kind = "minilm" if settings.llm_backend == "embedded" else "ollama"
+        kind = "multilingual" if settings.llm_backend == "embedded" else "ollama"
+    backend = completions.backend if kind == "ollama" else None
     embedder: Embedder
-    if kind == "minilm":
-        embedder = MiniLMEmbedder()
-        other = None
+    if kind == "ollama":
+        embedder = OllamaEmbedder(completions.backend, rag.ollama_embedding_model)
     else:
-        backend = completions.backend
-        embedder = OllamaEmbedder(backend, rag.ollama_embedding_model)
+        embedder = LOCAL_EMBEDDERS[MINILM_MODEL if kind == "minilm" else USE_MODEL]()
 
-        def other(model: str) -> Embedder:
-            return OllamaEmbedder(backend, model)
+    def other(model: str) -> Embedder | None:
+        """In-process models by name (collections made with them keep working), else Ollama."""
+        local = LOCAL_EMBEDDERS.get(model)
+        if local is not None:
+            return local()
+        return OllamaEmbedder(backend, model) if backend is not None else None
 
     knowledge = KnowledgeBase(store, embedder, rag, metrics, other_embedder=other)
     answers = AnswerService(knowledge, completions, rag, metrics)

@@ -1,4 +1,4 @@
-"""Embedders: MiniLM on onnxruntime in process, or an Ollama embedding model through the backend."""
+"""Embedders: in-process models on their own thread, or an Ollama model through the backend."""
 
 from __future__ import annotations
 
@@ -67,7 +67,45 @@ def verify_sha256(path: Path, expected: str) -> None:
         raise ModelFileError(f"{path}: SHA-256 {digest.hexdigest()}, expected {expected}")
 
 
-class MiniLMEmbedder:
+class LocalEmbedder:
+    """An in-process model on its own thread; subclasses load it and embed in `embed_sync`."""
+
+    model: str
+    languages: frozenset[str] | None
+
+    def __init__(self, threads: int | None = None) -> None:
+        self._threads = threads
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.model)
+
+    def embed_sync(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """Unit vectors for `texts`, computed on the calling thread."""
+        raise NotImplementedError
+
+    def embed_query_sync(self, text: str) -> npt.NDArray[np.float32]:
+        """The unit vector of a query (the same as a passage's unless the model says otherwise)."""
+        vector: npt.NDArray[np.float32] = self.embed_sync([text])[0]
+        return vector
+
+    async def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        """Vectors for passages, computed off the event loop."""
+        loop = asyncio.get_running_loop()
+        vectors = await loop.run_in_executor(self._executor, self.embed_sync, list(texts))
+        rows: list[list[float]] = vectors.tolist()
+        return rows
+
+    async def embed_query(self, text: str) -> list[float]:
+        """The query's vector, computed off the event loop."""
+        loop = asyncio.get_running_loop()
+        vector = await loop.run_in_executor(self._executor, self.embed_query_sync, text)
+        row: list[float] = vector.tolist()
+        return row
+
+    async def aclose(self) -> None:
+        """Stop the embedding thread."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+class MiniLMEmbedder(LocalEmbedder):
     """all-MiniLM-L6-v2 (int8 ONNX, 384 dimensions) with mean pooling, on its own thread.
 
     The files are checked and loaded on first use, so apps that never embed don't pay for it.
@@ -79,9 +117,8 @@ class MiniLMEmbedder:
     languages: frozenset[str] | None = frozenset({"en"})
 
     def __init__(self, threads: int | None = None) -> None:
-        self._threads = threads
+        super().__init__(threads)
         self._loaded: tuple[onnxruntime.InferenceSession, Tokenizer, bool] | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="minilm")
 
     @classmethod
     def load(cls, threads: int | None = None) -> MiniLMEmbedder:
@@ -138,21 +175,6 @@ class MiniLMEmbedder:
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         result: npt.NDArray[np.float32] = pooled / np.maximum(norms, 1e-12)
         return result
-
-    async def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
-        """Vectors for passages, computed off the event loop."""
-        loop = asyncio.get_running_loop()
-        vectors = await loop.run_in_executor(self._executor, self.embed_sync, list(texts))
-        rows: list[list[float]] = vectors.tolist()
-        return rows
-
-    async def embed_query(self, text: str) -> list[float]:
-        """MiniLM embeds queries and passages alike."""
-        return (await self.embed_documents([text]))[0]
-
-    async def aclose(self) -> None:
-        """Stop the embedding thread."""
-        self._executor.shutdown(wait=False, cancel_futures=True)
 
 
 class OllamaEmbedder:

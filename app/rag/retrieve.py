@@ -1,27 +1,31 @@
-"""Hybrid retrieval: Chroma's nearest vectors and BM25, fused by reciprocal rank."""
+"""Hybrid retrieval: Chroma's nearest vectors and BM25, fused by rank, then reranked."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
+import numpy.typing as npt
 
 from app.rag.lexical import LexicalIndex
+from app.rag.rerank import BAR, WEIGHTS, Bar, Weights, evidence, order
 from app.rag.schemas import SearchResult
 from app.rag.store import ChromaStore, Metadata, Row
 
 RRF_K = 60  # the constant of Cormack et al.; damps the weight of the very top ranks
-CANDIDATES = 20  # at least this many from each side before fusing
+CANDIDATES = 50  # at least this many from each side before fusing (more: better recall)
+RERANKED = 30  # the best fused candidates that get the closer look
+COMPACT_SHARE = 0.25  # rebuild an index once this share of its positions are removed chunks
 
 
 @dataclass(frozen=True)
 class Hit:
     """A retrieved chunk and why: cosine similarity, query coverage, fused rank score.
 
-    `score` is its relevance in 0..1, what thresholds compare: the stronger of the two signals,
-    or the lexical one alone when the embedding model does not know the query's language.
+    `score` is its relevance in 0..1, what thresholds compare: the reranker's weighted
+    evidence (the dense part left out when the embedding model does not know the language).
     """
 
     id: str
@@ -34,18 +38,67 @@ class Hit:
 
 
 class CollectionIndex:
-    """A collection's chunks at one revision, with their BM25 index."""
+    """A collection's chunks at one revision, with their BM25 index, updated in place."""
 
     def __init__(self, revision: str, rows: list[Row]) -> None:
         self.revision = revision
-        self.rows = rows
+        self.rows: list[Row | None] = list(rows)
         self.positions = {row.id: position for position, row in enumerate(rows)}
-        self.sources = np.array([str(row.metadata.get("source", "")) for row in rows], dtype=object)
+        self._sources = [str(row.metadata.get("source", "")) for row in rows]
+        self._source_array: npt.NDArray[np.object_] | None = None
         self.lexical = LexicalIndex([row.text for row in rows])
+
+    @property
+    def live_rows(self) -> list[Row]:
+        """The chunks held now."""
+        return [row for row in self.rows if row is not None]
+
+    def row(self, position: int) -> Row:
+        """The chunk at a position (a live one: searches skip removed positions)."""
+        found = self.rows[position]
+        assert found is not None
+        return found
+
+    def sources(self) -> npt.NDArray[np.object_]:
+        """The source name of every position, for filters."""
+        if self._source_array is None:
+            self._source_array = np.array(self._sources, dtype=object)
+        return self._source_array
+
+    def add(self, rows: Sequence[Row]) -> None:
+        """Add chunks (one already held under the same id is replaced)."""
+        self.remove([row.id for row in rows if row.id in self.positions])
+        positions = self.lexical.add(row.text for row in rows)
+        for position, row in zip(positions, rows, strict=True):
+            self.rows.append(row)
+            self.positions[row.id] = position
+            self._sources.append(str(row.metadata.get("source", "")))
+        self._source_array = None
+
+    def remove(self, ids: Sequence[str]) -> None:
+        """Drop chunks by id (unknown ids are ignored)."""
+        positions = [self.positions.pop(id_) for id_ in ids if id_ in self.positions]
+        self.lexical.remove(positions, [self.row(p).text for p in positions])
+        for position in positions:
+            self.rows[position] = None
+
+    def remove_document(self, document_id: str) -> None:
+        """Drop every chunk of a document."""
+        self.remove(
+            [
+                row.id
+                for row in self.rows
+                if row is not None and row.metadata.get("document_id") == document_id
+            ]
+        )
+
+    def needs_compaction(self) -> bool:
+        """Whether removed chunks hold so many positions that a rebuild pays."""
+        return self.lexical.dead > COMPACT_SHARE * max(self.lexical.size, 1)
 
 
 class IndexCache:
-    """One lexical index per collection, rebuilt when the collection's revision moves on."""
+    """One index per collection: built from Chroma once, then updated with each change."""
 
     def __init__(self) -> None:
         self._indexes: dict[str, CollectionIndex] = {}
@@ -64,6 +117,41 @@ class IndexCache:
                 self._indexes[name] = index
             return index
 
+    def holds(self, name: str, revision: str) -> bool:
+        """Whether the index of `name` is held at `revision` (worth updating in place)."""
+        index = self._indexes.get(name)
+        return index is not None and index.revision == revision
+
+    async def update(
+        self,
+        name: str,
+        old: str,
+        new: str,
+        *,
+        added: Sequence[Row] = (),
+        removed_document: str | None = None,
+    ) -> None:
+        """Apply one change made here between revisions `old` and `new`.
+
+        An index held at another revision (another process wrote too) is dropped instead:
+        the next search rebuilds it from Chroma.
+        """
+        async with self._locks.setdefault(name, asyncio.Lock()):
+            index = self._indexes.get(name)
+            if index is None:
+                return
+            if index.revision != old:
+                self._indexes.pop(name, None)
+                return
+
+            # In place, between two awaits, so no search sees half a change.
+            if removed_document is not None:
+                index.remove_document(removed_document)
+            index.add(added)
+            index.revision = new
+            if index.needs_compaction():
+                self._indexes[name] = await asyncio.to_thread(CollectionIndex, new, index.live_rows)
+
     def forget(self, name: str) -> None:
         """Drop a collection's index (it was deleted)."""
         self._indexes.pop(name, None)
@@ -80,14 +168,16 @@ async def hybrid_search(
     min_score: float = 0.0,
     sources: Sequence[str] | None = None,
     trust_dense: bool = True,
+    rerank: bool = True,
+    weights: Weights = WEIGHTS,
 ) -> list[Hit]:
-    """The `k` best chunks by reciprocal rank fusion whose relevance reaches `min_score`."""
-    if not index.rows:
+    """The `k` best chunks whose relevance reaches `min_score`: fused by rank, then reranked."""
+    if not index.lexical.live:
         return []
-    wanted = min(max(4 * k, CANDIDATES), len(index.rows))
+    wanted = min(max(4 * k, CANDIDATES), index.lexical.live)
     where = {"source": {"$in": list(sources)}} if sources else None
     dense_rows = await store.query(name, vector, wanted, where)
-    allowed = np.isin(index.sources, list(sources)) if sources else None
+    allowed = np.isin(index.sources(), list(sources)) if sources else None
     lexical_hits = index.lexical.search(query, wanted, allowed)
 
     fused: dict[int, float] = {}
@@ -103,21 +193,53 @@ async def hybrid_search(
         lexical[hit.position] = hit.coverage
         fused[hit.position] = fused.get(hit.position, 0.0) + 1.0 / (RRF_K + rank + 1)
 
-    hits = [
-        Hit(
-            id=index.rows[position].id,
-            text=index.rows[position].text,
-            metadata=index.rows[position].metadata,
-            dense=dense.get(position),
-            lexical=lexical.get(position),
-            rank_score=rank_score,
-            score=max(dense.get(position, 0.0) if trust_dense else 0.0, lexical.get(position, 0.0)),
+    ranked = sorted(fused, key=lambda p: -fused[p])[: max(RERANKED, k)]
+    if trust_dense and rerank:  # lexical finds lack a similarity: compare their stored vectors
+        missing = [index.row(p).id for p in ranked if p not in dense]
+        query_vector = np.asarray(vector, dtype=np.float32)
+        for id_, stored in (await store.vectors(name, missing)).items():
+            if id_ in index.positions:
+                dense[index.positions[id_]] = float(stored @ query_vector)
+        ranked = [p for p in ranked if index.rows[p] is not None]  # removed while we waited
+    bar = BAR if trust_dense else Bar(dense=0.0, coverage=1.0)
+    if not trust_dense:
+        weights = replace(weights, dense=0.0)
+    found = [
+        evidence(
+            query,
+            index.row(p).text,
+            _heading(index.row(p).metadata),
+            dense.get(p, 0.0) if trust_dense else 0.0,
+            index.lexical.idf,
+            index.lexical.language(p),
         )
-        for position, rank_score in fused.items()
+        for p in ranked
     ]
-    hits = [hit for hit in hits if hit.score >= min_score]
-    hits.sort(key=lambda hit: (-hit.rank_score, -hit.score))
-    return hits[:k]
+    if rerank:
+        picked = order(found, [fused[p] for p in ranked], weights)
+    else:
+        picked = list(range(len(ranked)))
+    hits = []
+    for i in picked:
+        position = ranked[i]
+        row = index.row(position)
+        hits.append(
+            Hit(
+                id=row.id,
+                text=row.text,
+                metadata=row.metadata,
+                dense=dense.get(position),
+                lexical=lexical.get(position),
+                rank_score=fused[position],
+                score=found[i].relevance(bar),
+            )
+        )
+    return [hit for hit in hits if hit.score >= min_score][:k]
+
+
+def _heading(metadata: Metadata) -> str:
+    """The heading path a structure-aware splitter recorded, if any."""
+    return " ".join(str(metadata[key]) for key in ("heading", "section") if key in metadata)
 
 
 def search_result(hit: Hit) -> SearchResult:

@@ -88,6 +88,23 @@ class TextUpload(BaseModel):
     documents: list[TextDocument] = Field(min_length=1)
 
 
+class EmbeddingChange(BaseModel):
+    """`PUT /api/rag/collections/{name}/embedding`: re-embed every chunk with another model."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    embedding_model: str = Field(min_length=1, max_length=256)
+
+
+class ReembedProgress(BaseModel):
+    """A streamed re-embedding event: `embedding` progress, then `done` with the collection."""
+
+    event: Literal["embedding", "done"]
+    done: int
+    total: int
+    collection: CollectionInfo | None = None
+
+
 class SearchRequest(BaseModel):
     """`POST /api/rag/collections/{name}/search`."""
 

@@ -24,6 +24,7 @@ from app.rag.ingest import (
 )
 from app.rag.parsing import ParseLimits, UploadParser
 from app.rag.prompt import detect_language
+from app.rag.reembed import is_shadow, reembed
 from app.rag.retrieve import Hit, IndexCache, hybrid_search, search_result
 from app.rag.schemas import (
     ChunkInfo,
@@ -31,7 +32,9 @@ from app.rag.schemas import (
     CollectionInfo,
     DocumentDetail,
     DocumentInfo,
+    EmbeddingChange,
     IngestProgress,
+    ReembedProgress,
     SearchRequest,
     SearchResponse,
     TextUpload,
@@ -68,19 +71,24 @@ class KnowledgeBase:
         settings: RagSettings,
         metrics: Metrics,
         *,
-        other_embedder: Callable[[str], Embedder] | None = None,
+        other_embedder: Callable[[str], Embedder | None] | None = None,
     ) -> None:
         self.store = store
         self.embedder = embedder
         self.settings = settings
         self._metrics = metrics
-        self._other_embedder = other_embedder  # set when any model name can embed (Ollama)
+        # Embeds with other models than the default (None for a model it cannot run).
+        self._other_embedder = other_embedder
+        self._others: dict[str, Embedder] = {}
         self._indexes = IndexCache()
         self.parser = UploadParser(ParseLimits.of(settings), settings.parse_workers)
+        self._reembedding: set[str] = set()
 
     async def aclose(self) -> None:
-        """Close the store and the embedder."""
+        """Close the store and the embedders."""
         await self.embedder.aclose()
+        for other in self._others.values():
+            await other.aclose()
         await self.store.aclose()
 
     # Collections
@@ -117,7 +125,11 @@ class KnowledgeBase:
 
     async def list_collections(self, *, caller: Principal) -> list[CollectionInfo]:
         """The caller's collections with their document and chunk counts."""
-        stored = [c for c in await self.store.collections() if caller.owns(_owner(c))]
+        stored = [
+            c
+            for c in await self.store.collections()
+            if caller.owns(_owner(c)) and not is_shadow(c.metadata)
+        ]
         counts = await asyncio.gather(*(self.store.get(c.name, FIRST_CHUNK) for c in stored))
         return [self._info(c, len(rows)) for c, rows in zip(stored, counts, strict=True)]
 
@@ -162,7 +174,8 @@ class KnowledgeBase:
     async def index_events(self, batch: Batch) -> AsyncIterator[IngestProgress]:
         """Index each document of the batch (each whole or not at all), reporting as it goes."""
         done: list[DocumentInfo] = []
-        changed = False
+        indexed: list[str] = []
+        revision = await self._revision(batch.collection)
         try:
             for document in batch.documents:
                 yield IngestProgress(
@@ -175,11 +188,12 @@ class KnowledgeBase:
                     if event.document is not None:
                         done.append(event.document)
                         self._count(event.document, time.perf_counter() - started)
-                        changed = changed or event.document.status == "indexed"
+                        if event.document.status == "indexed":
+                            indexed.append(event.document.id)
                     yield event
         finally:
-            if changed:  # one new revision per upload, even one cut short
-                await asyncio.shield(self._bump(batch.collection))
+            if indexed:  # one new revision per upload, even one cut short
+                await asyncio.shield(self._changed(batch.collection, revision, added=indexed))
         yield IngestProgress(
             event="done", result=UploadResult(collection=batch.collection, documents=done)
         )
@@ -222,11 +236,30 @@ class KnowledgeBase:
 
     async def delete_document(self, name: str, document_id: str, *, caller: Principal) -> None:
         """Remove a document and every chunk of it."""
-        await self._owned(name, caller)
+        stored = await self._owned(name, caller)
         await find_document(self.store, name, document_id)
         await self.store.delete(name, {"document_id": document_id})
-        await self._bump(name)
+        await self._changed(name, _revision(stored), removed=document_id)
         self._metrics.rag_documents.labels(status="deleted").inc()
+
+    async def change_embedding(
+        self, name: str, body: EmbeddingChange, *, caller: Principal
+    ) -> AsyncIterator[ReembedProgress]:
+        """Re-embed every chunk with another model; searches use the old vectors until done."""
+        stored = await self._owned(name, caller)
+        embedder = self._embedder_for(body.embedding_model)
+        if name in self._reembedding:
+            raise Conflict(f"collection {name!r} is being re-embedded already")
+        self._reembedding.add(name)
+        try:
+            done = total = 0
+            async for done, total in reembed(self.store, name, stored.metadata, embedder):
+                yield ReembedProgress(event="embedding", done=done, total=total)
+        finally:
+            self._reembedding.discard(name)
+            self._indexes.forget(name)
+        info = await self.get_collection(name, caller=caller)
+        yield ReembedProgress(event="done", done=done, total=total, collection=info)
 
     # Search
 
@@ -240,13 +273,14 @@ class KnowledgeBase:
         min_score: float = 0.0,
         sources: Sequence[str] | None = None,
         embedding_model: str | None = None,
+        rerank: bool = True,
     ) -> list[Hit]:
-        """The best chunks for a query by hybrid search."""
+        """The best chunks for a query by hybrid search, reranked unless told not to."""
         started = time.perf_counter()
         stored, embedder = await self._open(name, caller, embedding_model)
         vector, index = await asyncio.gather(
             embedder.embed_query(query),
-            self._indexes.get(self.store, name, str(stored.metadata.get("revision", ""))),
+            self._indexes.get(self.store, name, _revision(stored)),
         )
         hits = await hybrid_search(
             self.store,
@@ -258,6 +292,7 @@ class KnowledgeBase:
             min_score=min_score,
             sources=sources,
             trust_dense=embedder.languages is None or detect_language(query) in embedder.languages,
+            rerank=rerank,
         )
         self._metrics.rag_retrieval_duration.observe(time.perf_counter() - started)
         return hits
@@ -289,7 +324,7 @@ class KnowledgeBase:
     async def _owned(self, name: str, caller: Principal) -> StoredCollection:
         """The collection if the caller may see it; the same NotFound as a missing one if not."""
         stored = await self.store.collection(check_collection_name(name))
-        if not caller.owns(_owner(stored)):
+        if not caller.owns(_owner(stored)) or is_shadow(stored.metadata):
             raise NotFound(f"collection {name!r} not found")
         return stored
 
@@ -308,17 +343,36 @@ class KnowledgeBase:
     def _embedder_for(self, model: str, collection: str | None = None) -> Embedder:
         if model == self.embedder.model:
             return self.embedder
-        if self._other_embedder is not None:
-            return self._other_embedder(model)
+        if model in self._others:
+            return self._others[model]
+        other = self._other_embedder(model) if self._other_embedder is not None else None
+        if other is not None:
+            self._others[model] = other
+            return other
         what = f"collection {collection!r} was embedded with" if collection else "the model"
         raise Conflict(
             f"{what} {model!r}, but this server embeds with {self.embedder.model!r} only; "
             "re-create the collection, or run with the embedder it was made with"
         )
 
-    async def _bump(self, name: str) -> None:
-        """A new revision: lexical indexes and cached answers of the old one go stale."""
-        await self.store.set_metadata(name, {"revision": uuid.uuid4().hex})
+    async def _revision(self, name: str) -> str:
+        return _revision(await self.store.collection(name))
+
+    async def _changed(
+        self,
+        name: str,
+        old: str,
+        *,
+        added: Sequence[str] = (),
+        removed: str | None = None,
+    ) -> None:
+        """A new revision (cached answers of the old one go stale); the index follows in place."""
+        new = uuid.uuid4().hex
+        await self.store.set_metadata(name, {"revision": new})
+        rows = []
+        if added and self._indexes.holds(name, old):
+            rows = await self.store.get(name, {"document_id": {"$in": list(added)}}, texts=True)
+        await self._indexes.update(name, old, new, added=rows, removed_document=removed)
 
     def _count(self, document: DocumentInfo, seconds: float) -> None:
         self._metrics.rag_documents.labels(status=document.status or "indexed").inc()
@@ -344,6 +398,10 @@ def _owner(stored: StoredCollection) -> str | None:
     """Who created the collection (None: before collections had owners; admins see those)."""
     owner = stored.metadata.get("owner")
     return owner if isinstance(owner, str) else None
+
+
+def _revision(stored: StoredCollection) -> str:
+    return str(stored.metadata.get("revision", ""))
 
 
 def _splitting(stored: StoredCollection) -> tuple[int, int]:

@@ -169,6 +169,14 @@ class ChromaStore:
 
         await self._run(modify)
 
+    async def rename(self, name: str, new_name: str, metadata: Metadata) -> None:
+        """Give a collection another name and, whole, other metadata."""
+
+        def modify(client: ClientAPI) -> None:
+            self._open(client, name).modify(name=new_name, metadata=metadata)
+
+        await self._run(modify)
+
     async def upsert(
         self,
         name: str,
@@ -196,6 +204,10 @@ class ChromaStore:
     async def delete(self, name: str, where: Mapping[str, Any]) -> None:
         """Delete the chunks matching a metadata filter."""
         await self._run(lambda client: self._open(client, name).delete(where=dict(where)))
+
+    async def delete_ids(self, name: str, ids: Sequence[str]) -> None:
+        """Delete chunks by id."""
+        await self._run(lambda client: self._open(client, name).delete(ids=list(ids)))
 
     async def get(
         self, name: str, where: Mapping[str, Any] | None = None, *, texts: bool = False
@@ -245,6 +257,23 @@ class ChromaStore:
             ]
 
         return await self._run(query)
+
+    async def vectors(self, name: str, ids: Sequence[str]) -> dict[str, npt.NDArray[np.float32]]:
+        """The stored vectors of some chunks, by id (missing ids are left out)."""
+        if not ids:
+            return {}
+
+        def read(client: ClientAPI) -> dict[str, npt.NDArray[np.float32]]:
+            page = self._open(client, name).get(ids=list(ids), include=["embeddings"])
+            embeddings = page["embeddings"]
+            if embeddings is None:
+                return {}
+            return {
+                id_: np.asarray(vector, dtype=np.float32)
+                for id_, vector in zip(page["ids"], embeddings, strict=True)
+            }
+
+        return await self._run(read)
 
     def _open(self, client: ClientAPI, name: str) -> Collection:
         from chromadb.errors import NotFoundError

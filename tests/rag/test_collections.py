@@ -11,7 +11,7 @@ from tests.rag.conftest import upload
 async def test_collection_create_list_get_delete(client: httpx.AsyncClient) -> None:
     created = await client.post("/api/rag/collections", json={"name": "manuals"})
     assert created.status_code == 201
-    assert created.json()["embedding_model"] == "all-minilm-l6-v2-int8"
+    assert created.json()["embedding_model"] == "use-multilingual-v3"
     assert (created.json()["chunk_size"], created.json()["chunk_overlap"]) == (1000, 200)
     await upload(client, "manuals", ("a.txt", b"Alpha text."), ("b.md", b"# B\n\nBeta text."))
 
@@ -70,7 +70,7 @@ async def test_collection_other_embedding_model_is_a_clear_error(
     body = {"name": "nomic", "embedding_model": "nomic-embed-text"}
     response = await client.post("/api/rag/collections", json=body)
     assert response.status_code == 409
-    assert "all-minilm-l6-v2-int8" in response.json()["error"]["message"]
+    assert "use-multilingual-v3" in response.json()["error"]["message"]
 
     await client.post("/api/rag/collections", json={"name": "mini"})
     search = {"query": "anything", "embedding_model": "nomic-embed-text"}
