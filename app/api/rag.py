@@ -31,7 +31,7 @@ from app.rag.schemas import (
     TextUpload,
     UploadResult,
 )
-from app.rag.service import Batch
+from app.rag.service import PreparedUpload
 from app.wire.codec import loads
 from app.wire.stream import NDJSON, ndjson
 
@@ -187,7 +187,9 @@ async def query(
     return JSON(answer.model_dump(mode="json"), headers=headers)
 
 
-async def _read_batch(name: str, request: Request, rag: RagDep, caller: PrincipalDep) -> Batch:
+async def _read_batch(
+    name: str, request: Request, rag: RagDep, caller: PrincipalDep
+) -> PreparedUpload:
     """The request's documents, multipart files or JSON text, parsed and split."""
     await rag.knowledge.check_access(name, caller=caller)  # before reading a large body
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -209,6 +211,6 @@ async def _read_batch(name: str, request: Request, rag: RagDep, caller: Principa
     return await rag.knowledge.prepare_upload(name, uploads, caller=caller)
 
 
-async def _ingest_events(rag: Rag, batch: Batch) -> AsyncIterator[dict[str, Any]]:
+async def _ingest_events(rag: Rag, batch: PreparedUpload) -> AsyncIterator[dict[str, Any]]:
     async for event in rag.knowledge.index_events(batch):
         yield event.model_dump(mode="json", exclude_none=True)

@@ -48,7 +48,7 @@ FIRST_CHUNK = {"chunk_index": 0}
 
 
 @dataclass(frozen=True)
-class Batch:
+class PreparedUpload:
     """Files of one upload, parsed and split, bound for one collection."""
 
     collection: str
@@ -148,7 +148,7 @@ class KnowledgeBase:
 
     async def prepare_upload(
         self, name: str, uploads: Sequence[Upload], *, caller: Principal
-    ) -> Batch:
+    ) -> PreparedUpload:
         """Check and parse every file before anything is stored (4xx errors name the file)."""
         stored, embedder = await self._open(name, caller)
         if not uploads:
@@ -157,9 +157,11 @@ class KnowledgeBase:
             raise InvalidRequest(f"at most {self.settings.max_files} files", field="files")
         size, overlap = _splitting(stored)
         documents = [await self.parser.prepare(upload, size, overlap) for upload in uploads]
-        return Batch(name, embedder, documents)
+        return PreparedUpload(name, embedder, documents)
 
-    async def prepare_texts(self, name: str, body: TextUpload, *, caller: Principal) -> Batch:
+    async def prepare_texts(
+        self, name: str, body: TextUpload, *, caller: Principal
+    ) -> PreparedUpload:
         """Documents sent as JSON text, checked and split."""
         stored, embedder = await self._open(name, caller)
         if len(body.documents) > self.settings.max_files:
@@ -169,9 +171,9 @@ class KnowledgeBase:
             prepare_text(item, size, overlap, self.settings.max_document_chars)
             for item in body.documents
         ]
-        return Batch(name, embedder, documents)
+        return PreparedUpload(name, embedder, documents)
 
-    async def index_events(self, batch: Batch) -> AsyncIterator[IngestProgress]:
+    async def index_events(self, batch: PreparedUpload) -> AsyncIterator[IngestProgress]:
         """Index each document of the batch (each whole or not at all), reporting as it goes."""
         done: list[DocumentInfo] = []
         indexed: list[str] = []
@@ -198,7 +200,7 @@ class KnowledgeBase:
             event="done", result=UploadResult(collection=batch.collection, documents=done)
         )
 
-    async def index(self, batch: Batch) -> UploadResult:
+    async def index(self, batch: PreparedUpload) -> UploadResult:
         """Index the batch and return what happened to each file."""
         result = None
         async for event in self.index_events(batch):
