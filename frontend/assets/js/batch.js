@@ -124,9 +124,9 @@ export class BatchView {
     this.hasMore = hasMore;
   }
 
-  /** The served models (kb: ones cannot answer batch items, so they are left out). */
+  /** The served models, knowledge bases (`kb:`) included: their items answer with sources. */
   setModels(names) {
-    this.models = names.filter((name) => !name.startsWith("kb:"));
+    this.models = [...names];
     const select = document.getElementById("batch-model");
     if (select) this.#fillModels(select);
   }
