@@ -313,6 +313,10 @@ class EmbeddedBackend:
                     field="messages",
                 )
             kwargs["max_tokens"] = min(kwargs["max_tokens"], room)
+            # Each answer from a clean state: reusing the previous prompt's cached prefix makes
+            # llama-cpp-python 0.3 answer the same request differently the second time (at
+            # temperature 0 too), so the prompt is evaluated in full every time.
+            self._llm.reset()
             return iter(self._llm.create_completion(tokens, stream=True, **kwargs))
 
         async with contextlib.aclosing(self._slot.stream(run)) as parts:

@@ -185,3 +185,16 @@ async def test_embedded_show_names_the_model_file_without_its_place(
     path = default_model_path()
     assert shown["modelfile"].startswith(f"FROM {path.name}\n")
     assert str(path.parent) not in json.dumps(shown)
+
+
+async def test_embedded_same_request_same_answer_whatever_came_before(
+    backend: EmbeddedBackend,
+) -> None:
+    # With the repeat penalty on (Ollama's default), reusing the last prompt's cached prefix
+    # gave a different (and garbled) answer to the same request the second time.
+    first = await collect(backend.chat(chat("Name a color.", 8)))
+    await collect(backend.chat(chat("Write about the sea.", 8)))
+    again = await collect(backend.chat(chat("Name a color.", 8)))
+    twice = await collect(backend.chat(chat("Name a color.", 8)))
+    text = ["".join(chunk.content for chunk in answer) for answer in (first, again, twice)]
+    assert text[0] == text[1] == text[2]
