@@ -146,10 +146,17 @@ def rss(pid: int) -> int:
 
 
 def children(pid: int) -> list[int]:
-    """The processes `pid` started."""
+    """The grammar builders `pid` started (not its other children, such as the upload parsers'
+    fork server)."""
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        found.extend(int(child) for child in (task / "children").read_text().split())
+        for child in (task / "children").read_text().split():
+            try:
+                command = Path(f"/proc/{child}/cmdline").read_bytes()
+            except OSError:  # gone meanwhile
+                continue
+            if b"grammar_worker" in command:
+                found.append(int(child))
     return found
 
 
