@@ -176,7 +176,10 @@ def test_pasted_prompts_progress_to_completed_and_download(
         # Two at once, a second each: about four seconds, polled once a second.
         script.pieces, script.delay = ["Hello", ",", " world", "."], 0.25
         page.get_by_role("combobox", name="Model").select_option("scripted:7b")
-        expect(page.locator("#batch-model option")).to_have_text(["scripted:1b", "scripted:7b"])
+        # Knowledge bases answer batch items too (with their sources), so they are offered.
+        expect(page.locator("#batch-model option")).to_have_text(
+            ["scripted:1b", "scripted:7b", "kb:handbook"]
+        )
         page.get_by_role("textbox", name="Prompts, one per line").fill(
             "\n".join(prompts[:4]) + "\n\n" + "\n".join(prompts[4:]) + "\n"
         )
