@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import json
 from collections import Counter
 
@@ -49,6 +51,9 @@ async def test_worker_killed_mid_job_loses_no_item(
 
         in_flight = await wait_for(lambda: running_items(redis, doomed.pid), timeout=20)
         doomed.kill()
+        # What it wrote just before it died may still wait in Redis's socket buffer: let Redis
+        # read it before asking which items it left unfinished (its sweep takes seconds more).
+        await asyncio.sleep(0.5)
         results_key = f"{PREFIX}job:{job_id}:results"
         # The items it held and had not finished: the ones that must move to the survivor.
         held = [k for k in in_flight if not await redis.hexists(results_key, index_of(k))]
