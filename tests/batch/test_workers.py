@@ -48,7 +48,16 @@ async def test_worker_killed_mid_job_loses_no_item(
         assert response.status_code == 202, response.text
         job_id = response.json()["id"]
 
-        in_flight = await wait_for(lambda: running_items(redis, doomed.pid), timeout=20)
+        attempts_key = f"{PREFIX}job:{job_id}:attempts"
+
+        async def claimed_by_doomed() -> list[str]:
+            # Running, and claimed (an attempt counted): saq marks a task active a moment
+            # before the worker's runner claims the item.
+            running = await running_items(redis, doomed.pid)
+            counted = await redis.hgetall(attempts_key)
+            return [key for key in running if counted.get(index_of(key).encode())]
+
+        in_flight = await wait_for(claimed_by_doomed, timeout=20)
         doomed.kill()
         # What it wrote just before it died may still wait in Redis's socket buffer: let Redis
         # read it before asking which items it left unfinished (its sweep takes seconds more).
@@ -73,7 +82,7 @@ async def test_worker_killed_mid_job_loses_no_item(
     assert all(line["status"] == "succeeded" for line in lines)
     assert await redis.hlen(results_key) == 24
     # The items the killed worker held were started again by the survivor.
-    attempts = await redis.hgetall(f"{PREFIX}job:{job_id}:attempts")
+    attempts = await redis.hgetall(attempts_key)
     for key in held:
         assert int(attempts[index_of(key).encode()]) >= 2
     asked = Counter(body["messages"][-1]["content"] for body in script.bodies)
