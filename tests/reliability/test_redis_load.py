@@ -187,7 +187,12 @@ async def test_redis_that_fails_in_any_way_is_a_miss_and_quotas_in_process(
             answers = await wave(client, KEY, 60, questions=5)
             assert statuses(answers) == {200: 60}
             assert cache_results(answers) == {"BYPASS": 60}
-            # The limits stayed on, counted in this process: the 61st request of the minute.
-            refused = await wave(client, KEY, 1)
+            # The limits stayed on, counted in this process: the minute's budget is spent. (A
+            # minute boundary crossed during the wave lets a few more through: the sliding
+            # window weighs the last minute's count down as seconds pass.)
+            for _ in range(10):
+                refused = await wave(client, KEY, 1)
+                if refused[0].status_code == 429:
+                    break
             assert refused[0].status_code == 429
             assert int(refused[0].headers["retry-after"]) >= 1
