@@ -143,7 +143,7 @@ class CompletionService:
         model = await self.resolve_model(model, caller=caller)
         unload = keep_alive in (0, "0", "0s", "0m")
         done = Chunk(done=True, done_reason="unload" if unload else "load")
-        return Reply(model, _replay([done]), CacheStatus.BYPASS)
+        return Reply(model, replay([done]), CacheStatus.BYPASS)
 
     async def list_models(self) -> list[ModelInfo]:
         """The backend's models, remembered for a few seconds."""
@@ -266,7 +266,7 @@ class CompletionService:
             else:
                 if stored is not None:
                     self._metrics.cache_requests.labels(result="hit").inc()
-                    return CacheStatus.HIT, _replay(decode_chunks(stored))
+                    return CacheStatus.HIT, replay(decode_chunks(stored))
                 self._metrics.cache_requests.labels(result="miss").inc()
                 status = CacheStatus.MISS
         elif cache is not None:
@@ -344,7 +344,8 @@ class CompletionService:
         self._metrics.request_duration.labels(model=model).observe(time.perf_counter() - started)
 
 
-async def _replay(chunks: list[Chunk]) -> AsyncIterator[Chunk]:
+async def replay(chunks: list[Chunk]) -> AsyncIterator[Chunk]:
+    """Chunks already at hand as an answer's stream (a cache hit, a fixed answer)."""
     for chunk in chunks:
         yield chunk
 

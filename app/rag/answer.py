@@ -13,7 +13,7 @@ from app.core.config import RagSettings
 from app.core.errors import InvalidRequest, UpstreamUnavailable
 from app.core.metrics import Metrics
 from app.llm.base import ChatRequest, Chunk, Message, ModelInfo, Options
-from app.llm.completions import CompletionService, Reply
+from app.llm.completions import CompletionService, Reply, replay
 from app.rag.extract import extractive_answer
 from app.rag.prompt import (
     NOT_FOUND,
@@ -206,7 +206,7 @@ class AnswerService:
         )
         head = started.head
         if started.reply is None:
-            chunks = _replay([Chunk(content=head.answer), Chunk(done=True, done_reason="stop")])
+            chunks = replay([Chunk(content=head.answer), Chunk(done=True, done_reason="stop")])
             return Reply(request.model, chunks, CacheStatus.BYPASS, sources=[])
         footer = sources_footer(head.sources, head.language)
         return Reply(
@@ -240,11 +240,6 @@ class AnswerService:
             )
             for c in collections
         ]
-
-
-async def _replay(chunks: list[Chunk]) -> AsyncIterator[Chunk]:
-    for chunk in chunks:
-        yield chunk
 
 
 async def _with_footer(chunks: AsyncIterator[Chunk], footer: str) -> AsyncIterator[Chunk]:
