@@ -20,12 +20,14 @@ from app.api.errors import ERROR_RESPONSES, install_error_handlers
 from app.api.frontend import mount_frontend
 from app.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from app.api.origin import OriginCheckMiddleware
+from app.api.tracing import TracingMiddleware
 from app.batch.build import build_batch
 from app.core.auth import build_key_ring
 from app.core.cache import build_cache
 from app.core.config import Settings, load_settings
 from app.core.metrics import Metrics, mark_worker_dead
 from app.core.quota import Quotas
+from app.core.tracing import start_tracing, tracing_wanted
 from app.llm.base import Backend
 from app.llm.build import build_backend, build_completions
 from app.rag.build import build_rag
@@ -44,6 +46,7 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        tracing = start_tracing()  # first: the clients built below see whether it is on
         owned = backend is None  # a backend handed in belongs to the caller
         model_backend = backend or build_backend(settings, metrics)
         cache = build_cache(settings)
@@ -89,6 +92,8 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
             if cache is not None:
                 await cache.aclose()
             mark_worker_dead()
+            if tracing is not None:
+                tracing.shutdown()  # sends the spans still queued
 
     app = FastAPI(
         title="Llamarada",
@@ -123,7 +128,9 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
             max_age=600,
         )
     app.add_middleware(HostCheckMiddleware, allowed=settings.allowed_hosts)
-    app.add_middleware(RequestContextMiddleware)  # outermost: every answer has an id and a log
+    app.add_middleware(RequestContextMiddleware)  # every answer has an id and a log
+    if tracing_wanted():  # outermost: the access log line carries the request's trace id
+        app.add_middleware(TracingMiddleware)
     app.include_router(health.router)
     app.include_router(ollama.router)
     app.include_router(openai.router)

@@ -22,14 +22,16 @@ no generation the second time).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from app.agent.calling import NativeToolCalling, ReactToolCalling, ToolCalling, Turn
+from app.agent.calling import NativeToolCalling, ReactToolCalling, ToolCall, ToolCalling, Turn
 from app.agent.steps import Step, StepRunner, short_name
 from app.agent.tools.base import Tool
+from app.core import tracing
 from app.core.auth import Principal
 from app.core.cache import CachePolicy
 from app.core.config import AgentSettings
@@ -158,7 +160,8 @@ class AgentService:
             max_steps=task.max_steps or self._settings.max_steps,
             policy=policy or CachePolicy(),
         )
-        async for step in self._steps(run):
+        agent = {"gen_ai.operation.name": "invoke_agent", "gen_ai.request.model": model}
+        async for step in tracing.traced_stream("invoke_agent", self._steps(run), agent):
             yield step
         self._metrics.agent_steps.observe(len(run.steps))
         logger.info(
@@ -172,7 +175,7 @@ class AgentService:
         )
         yield AgentResult(run.output, run.steps, run.stop_reason, model)
 
-    async def _steps(self, run: _Run) -> AsyncIterator[Step]:
+    async def _steps(self, run: _Run) -> AsyncGenerator[Step, None]:
         """The loop; it records how it ended on `run`."""
         while True:
             try:
@@ -203,7 +206,10 @@ class AgentService:
                     )
                     return
                 run.seen.add(call.key())
-                step = await self._runner.run(call, run.calling.tools, run.remaining())
+                with tracing.span(f"execute_tool {short_name(call.name)}", _tool(call)) as span:
+                    step = await self._runner.run(call, run.calling.tools, run.remaining())
+                    if step.error is not None:
+                        span.set_attribute("error.type", "tool_error")
                 run.steps.append(step)
                 yield step
                 if run.remaining() <= 0:
@@ -259,6 +265,19 @@ class AgentService:
 def _refuses_tools(exc: InvalidRequest) -> bool:
     """The backend said this model takes no `tools` (and not something else was wrong)."""
     return exc.field == "tools" or "does not support tools" in exc.message
+
+
+def _tool(call: ToolCall) -> dict[str, str]:
+    """A tool call's GenAI span attributes (its arguments only when content may be recorded)."""
+    attributes = {
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": short_name(call.name),
+    }
+    if tracing.capture_content():
+        attributes["gen_ai.tool.call.arguments"] = json.dumps(
+            call.arguments, ensure_ascii=False, default=str
+        )
+    return attributes
 
 
 def _count(steps: list[Step]) -> str:

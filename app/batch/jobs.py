@@ -16,6 +16,7 @@ from app.batch.queue import JobQueue
 from app.batch.records import BatchRequest, JobKind, JobRecord, JobStatus, Outcome
 from app.batch.runner import FORMATS, JobRunner
 from app.batch.store import BatchStore
+from app.core import tracing
 from app.core.auth import Principal
 from app.core.config import BatchSettings
 from app.core.errors import InvalidRequest, LlamaradaError, ModelNotFound, NotFound, PayloadTooLarge
@@ -114,6 +115,7 @@ class BatchService:
             meta=meta,
             owner=caller.name,
             grants=JobRecord.grants_of(caller),
+            trace=tracing.carrier(),
         )
         items = {index: item.model_dump_json() for index, item in parsed.items.items()}
         job = await self.store.create_job(job, items, failed)

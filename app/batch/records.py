@@ -85,6 +85,8 @@ class JobRecord:
     owner: str = ""  # the name of the key that submitted it ("": from before jobs had owners)
     # What that key may do, kept so that its items run with no more than it (see `caller`).
     grants: dict[str, Any] = field(default_factory=dict)
+    # The trace context of the request that queued it: its items' spans join that trace.
+    trace: dict[str, str] = field(default_factory=dict)
 
     @property
     def done(self) -> int:
@@ -148,7 +150,7 @@ class JobRecord:
         return cls(**values)
 
 
-_JSON_FIELDS = ("meta", "grants")
+_JSON_FIELDS = ("meta", "grants", "trace")
 
 
 def final_status(job: JobRecord) -> JobStatus:

@@ -9,13 +9,16 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 
+from opentelemetry.trace import Span, SpanKind
 from pydantic import ValidationError
 
 from app.batch.items import ItemRunner, LineFormat, NativeLines
 from app.batch.openai_format import OpenAILines
 from app.batch.records import BatchItem, Claim, JobKind, JobRecord, JobStatus, Outcome, Recorded
 from app.batch.store import BatchStore
+from app.core import tracing
 from app.core.config import BatchSettings
 from app.core.errors import Conflict, LlamaradaError, NotFound
 from app.core.metrics import Metrics
@@ -67,7 +70,8 @@ class JobRunner:
             )
             return await self.record(job, index, Outcome.FAILED, lines.failed(index, item, error))
         try:
-            answer = await self.items.answer(item, caller=job.caller(), wait_for_quota=True)
+            with _item_span(job, index):
+                answer = await self.items.answer(item, caller=job.caller(), wait_for_quota=True)
         except LlamaradaError as exc:
             return await self.record(job, index, Outcome.FAILED, lines.failed(index, item, exc))
         except Exception:
@@ -127,6 +131,16 @@ class JobRunner:
     async def _item(self, job_id: str, index: int) -> BatchItem | None:
         [raw] = await self.store.load_items(job_id, [index])
         return _parse(raw)
+
+
+def _item_span(job: JobRecord, index: int) -> AbstractContextManager[Span]:
+    """An item's span, in the trace of the request that queued its job (a new one if none)."""
+    attributes: dict[str, str | int] = {
+        "llamarada.batch.job": job.id,
+        "llamarada.batch.index": index,
+    }
+    parent = tracing.context_from(job.trace) or tracing.root_context()
+    return tracing.span("llamarada.batch.item", attributes, kind=SpanKind.CONSUMER, parent=parent)
 
 
 def _parse(raw: str | None) -> BatchItem | None:

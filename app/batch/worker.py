@@ -32,6 +32,7 @@ from app.core.config import Settings
 from app.core.errors import LlamaradaError
 from app.core.metrics import Metrics
 from app.core.quota import Quotas
+from app.core.tracing import start_tracing
 from app.llm.build import build_backend, build_completions
 from app.rag.build import build_rag
 
@@ -51,6 +52,7 @@ async def run_worker(
         raise LlamaradaError("the worker needs LLAMARADA_REDIS_URL (or LLAMARADA_BATCH__REDIS_URL)")
     batch = settings.batch
     quiet_saq(settings.log_level)
+    tracing = start_tracing()
     metrics = Metrics()
     backend = build_backend(settings, metrics)
     await backend.start()
@@ -114,6 +116,8 @@ async def run_worker(
         if cache is not None:
             await cache.aclose()
         logger.info("batch worker stopped", extra={"worker": worker.id})
+        if tracing is not None:
+            tracing.shutdown()  # sends the spans still queued
 
 
 @contextlib.asynccontextmanager

@@ -11,6 +11,8 @@ from typing import Any
 
 import orjson
 
+from app.core.tracing import log_ids
+
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is kept.
@@ -34,6 +36,9 @@ class JsonFormatter(logging.Formatter):
             "function": record.funcName,
             "request_id": request_id_var.get(),
         }
+        ids = log_ids()
+        if ids is not None:
+            entry["trace_id"], entry["span_id"] = ids
         for key, value in vars(record).items():
             if key not in _RECORD_FIELDS and key not in entry:
                 entry[key] = value

@@ -7,6 +7,7 @@ from app.core.config import Settings
 from app.core.metrics import Metrics
 from app.llm.base import Backend
 from app.llm.completions import CompletionService
+from app.llm.traces import traced_cache
 
 
 def build_backend(settings: Settings, metrics: Metrics) -> Backend:
@@ -36,7 +37,7 @@ def build_completions(
     """The completion pipeline over a backend and the response cache."""
     return CompletionService(
         backend,
-        cache,
+        traced_cache(cache),
         metrics,
         settings.limits,
         settings.default_model,

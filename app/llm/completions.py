@@ -33,6 +33,7 @@ from app.llm.base import (
 )
 from app.llm.flight import Flight
 from app.llm.schema_limits import check_format
+from app.llm.traces import traced_reply
 
 logger = logging.getLogger(__name__)
 
@@ -112,9 +113,10 @@ class CompletionService:
         check_format(request.format, self.limits)
         resolved = await self._resolved(request.model, request.options, caller)
         request = request.model_copy(update=resolved)
-        return await self._serve(
+        serving = self._serve(
             "chat", request, lambda: self.backend.chat(request), policy, self._scope(caller)
         )
+        return await traced_reply("chat", request, serving, self.backend.name)
 
     async def generate(
         self, request: GenerateRequest, policy: CachePolicy, *, caller: Principal
@@ -126,13 +128,14 @@ class CompletionService:
         check_format(request.format, self.limits)
         resolved = await self._resolved(request.model, request.options, caller)
         request = request.model_copy(update=resolved)
-        return await self._serve(
+        serving = self._serve(
             "generate",
             request,
             lambda: self.backend.generate(request),
             policy,
             self._scope(caller),
         )
+        return await traced_reply("generate", request, serving, self.backend.name)
 
     def _scope(self, caller: Principal) -> str | None:
         """Whose cache entries a request may share: everyone's, or its key's own."""

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from app.core import tracing
 from app.core.config import EmbeddedSettings, LimitSettings
 from app.core.errors import InvalidRequest, ModelNotFound, Overloaded, UpstreamUnavailable
 from app.llm.base import (
@@ -89,6 +90,7 @@ class ModelSlot:
         self._on_waiting = on_waiting
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama")
 
+    @tracing.traced("llamarada.queue.wait")
     async def _acquire(self) -> None:
         if self._lock.locked() and self._waiting >= self._max_queue:
             raise Overloaded(

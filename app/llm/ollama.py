@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from app.core import tracing
 from app.core.errors import (
     InvalidRequest,
     LlamaradaError,
@@ -84,7 +85,8 @@ class OllamaBackend:
     ) -> AsyncIterator[httpx.Response]:
         """A streamed response with a 200 status, or the project's error for what went wrong."""
         try:
-            async with self._client.stream(method, path, **kwargs) as response:
+            headers = tracing.outgoing_headers()  # the trace goes on upstream
+            async with self._client.stream(method, path, headers=headers, **kwargs) as response:
                 if response.status_code != 200:
                     await response.aread()
                     raise await self._status_error(response, model)

@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from opentelemetry.trace import SpanKind
+
+from app.core import tracing
 from app.core.config import PoolSettings
 from app.core.errors import (
     LlamaradaError,
@@ -105,6 +108,7 @@ class OllamaPool:
 
     # Routing and admission ------------------------------------------------------------------
 
+    @tracing.traced("llamarada.queue.wait")
     async def _admit(self, model: str, tried: set[Member]) -> Member:
         """A server for the model with a free slot, waiting in its queue if needed."""
         candidates = [m for m in self.members if m not in tried and self._usable(m)]
@@ -191,11 +195,13 @@ class OllamaPool:
 
     def chat(self, request: ChatRequest) -> AsyncGenerator[Chunk, None]:
         """Stream a chat from the best server, failing over before the first chunk."""
-        return self._stream(request.model, lambda member: member.backend.chat(request))
+        stream = self._stream(request.model, lambda member: member.backend.chat(request))
+        return tracing.traced_stream("llamarada.upstream chat", stream, kind=SpanKind.CLIENT)
 
     def generate(self, request: GenerateRequest) -> AsyncGenerator[Chunk, None]:
         """Stream a completion, failing over before the first chunk."""
-        return self._stream(request.model, lambda member: member.backend.generate(request))
+        stream = self._stream(request.model, lambda member: member.backend.generate(request))
+        return tracing.traced_stream("llamarada.upstream generate", stream, kind=SpanKind.CLIENT)
 
     async def _stream(
         self, model: str, start: Callable[[Member], AsyncGenerator[Chunk, None]]
@@ -221,6 +227,7 @@ class OllamaPool:
                 self._release(member)
                 raise
             self._succeeded(member)
+            tracing.current_span().set_attribute("llamarada.upstream.server", member.url)
             try:
                 yield first
                 async for chunk in stream:
@@ -248,6 +255,9 @@ class OllamaPool:
             member.models.pop(model, None)  # stale list: it no longer has the model
         else:
             self._failed(member, exc)
+        tracing.current_span().add_event(
+            "failover", {"llamarada.upstream.server": member.url, "error.type": exc.error_type}
+        )
         logger.info(
             "failing over before the first byte",
             extra={"backend": member.url, "error": exc.message},

@@ -7,6 +7,7 @@ from app.core.auth import Principal
 from app.core.cache import CachePolicy
 from app.llm.base import ChatRequest, ModelInfo
 from app.llm.completions import CompletionService, Reply
+from app.llm.traces import traced_reply
 from app.rag.answer import AnswerService, is_kb_model
 
 
@@ -20,7 +21,8 @@ class ChatService:
     async def chat(self, request: ChatRequest, policy: CachePolicy, *, caller: Principal) -> Reply:
         """Start the answer; a `kb:` model's reply carries the passages it was given."""
         if is_kb_model(request.model):
-            return await self._answers.rag_chat(request, policy, caller=caller)
+            answering = self._answers.rag_chat(request, policy, caller=caller)
+            return await traced_reply("chat", request, answering, "llamarada.rag")
         return await self.completions.chat(request, policy, caller=caller)
 
     async def list_models(self, *, caller: Principal) -> list[ModelInfo]:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from app.core import tracing
 from app.core.errors import UpstreamError
 
 if TYPE_CHECKING:
@@ -93,6 +94,7 @@ class LocalEmbedder:
         rows: list[list[float]] = vectors.tolist()
         return rows
 
+    @tracing.traced("llamarada.rag.embed")
     async def embed_query(self, text: str) -> list[float]:
         """The query's vector, computed off the event loop."""
         loop = asyncio.get_running_loop()
@@ -201,6 +203,7 @@ class OllamaEmbedder:
             vectors.extend(result.vectors)
         return vectors
 
+    @tracing.traced("llamarada.rag.embed")
     async def embed_query(self, text: str) -> list[float]:
         """The query's vector, with the model's query prefix where it has one."""
         prefix = "search_query: " if self._prefixed else ""

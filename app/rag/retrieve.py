@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
+from app.core import tracing
 from app.rag.lexical import LexicalIndex
 from app.rag.rerank import BAR, WEIGHTS, Bar, Weights, evidence, order
 from app.rag.schemas import SearchResult
@@ -176,9 +177,11 @@ async def hybrid_search(
         return []
     wanted = min(max(4 * k, CANDIDATES), index.lexical.live)
     where = {"source": {"$in": list(sources)}} if sources else None
-    dense_rows = await store.query(name, vector, wanted, where)
+    with tracing.span("llamarada.rag.vector_search", {"llamarada.rag.candidates": wanted}):
+        dense_rows = await store.query(name, vector, wanted, where)
     allowed = np.isin(index.sources(), list(sources)) if sources else None
-    lexical_hits = index.lexical.search(query, wanted, allowed)
+    with tracing.span("llamarada.rag.lexical_search", {"llamarada.rag.candidates": wanted}):
+        lexical_hits = index.lexical.search(query, wanted, allowed)
 
     fused: dict[int, float] = {}
     dense: dict[int, float] = {}
@@ -193,32 +196,33 @@ async def hybrid_search(
         lexical[hit.position] = hit.coverage
         fused[hit.position] = fused.get(hit.position, 0.0) + 1.0 / (RRF_K + rank + 1)
 
-    ranked = sorted(fused, key=lambda p: -fused[p])[: max(RERANKED, k)]
-    if trust_dense and rerank:  # lexical finds lack a similarity: compare their stored vectors
-        missing = [index.row(p).id for p in ranked if p not in dense]
-        query_vector = np.asarray(vector, dtype=np.float32)
-        for id_, stored in (await store.vectors(name, missing)).items():
-            if id_ in index.positions:
-                dense[index.positions[id_]] = float(stored @ query_vector)
-        ranked = [p for p in ranked if index.rows[p] is not None]  # removed while we waited
-    bar = BAR if trust_dense else Bar(dense=0.0, coverage=1.0)
-    if not trust_dense:
-        weights = replace(weights, dense=0.0)
-    found = [
-        evidence(
-            query,
-            index.row(p).text,
-            _heading(index.row(p).metadata),
-            dense.get(p, 0.0) if trust_dense else 0.0,
-            index.lexical.idf,
-            index.lexical.language(p),
-        )
-        for p in ranked
-    ]
-    if rerank:
-        picked = order(found, [fused[p] for p in ranked], weights)
-    else:
-        picked = list(range(len(ranked)))
+    with tracing.span("llamarada.rag.rerank", {"llamarada.rag.fused": len(fused)}):
+        ranked = sorted(fused, key=lambda p: -fused[p])[: max(RERANKED, k)]
+        if trust_dense and rerank:  # lexical finds lack a similarity: compare their stored vectors
+            missing = [index.row(p).id for p in ranked if p not in dense]
+            query_vector = np.asarray(vector, dtype=np.float32)
+            for id_, stored in (await store.vectors(name, missing)).items():
+                if id_ in index.positions:
+                    dense[index.positions[id_]] = float(stored @ query_vector)
+            ranked = [p for p in ranked if index.rows[p] is not None]  # removed while we waited
+        bar = BAR if trust_dense else Bar(dense=0.0, coverage=1.0)
+        if not trust_dense:
+            weights = replace(weights, dense=0.0)
+        found = [
+            evidence(
+                query,
+                index.row(p).text,
+                _heading(index.row(p).metadata),
+                dense.get(p, 0.0) if trust_dense else 0.0,
+                index.lexical.idf,
+                index.lexical.language(p),
+            )
+            for p in ranked
+        ]
+        if rerank:
+            picked = order(found, [fused[p] for p in ranked], weights)
+        else:
+            picked = list(range(len(ranked)))
     hits = []
     for i in picked:
         position = ranked[i]

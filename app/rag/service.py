@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from app.core import tracing
 from app.core.auth import Principal
 from app.core.config import RagSettings
 from app.core.errors import Conflict, InvalidRequest, NotFound
@@ -265,6 +266,7 @@ class KnowledgeBase:
 
     # Search
 
+    @tracing.traced("llamarada.rag.retrieve")
     async def retrieve(
         self,
         name: str,

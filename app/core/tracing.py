@@ -1,0 +1,230 @@
+"""OpenTelemetry traces: off unless the `OTEL_*` variables name an endpoint; one-line spans.
+
+`OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) turns tracing on; the
+SDK reads the rest itself: `OTEL_SERVICE_NAME`, `OTEL_TRACES_SAMPLER` and its `_ARG`,
+`OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_BSP_*`. Spans go out as OTLP/HTTP protobuf in batches.
+
+While tracing is off every helper here returns at once, with no span, context or allocation:
+`span()` is a shared null context, `traced_stream()` hands its iterator back unchanged. The
+state is per process, like the logging configuration: the first app or worker that starts
+tracing owns it and flushes it when it stops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.util.types import AttributeValue
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+
+P = ParamSpec("P")
+T = TypeVar("T")
+Attributes = Mapping[str, AttributeValue]
+
+# The standard switch of GenAI instrumentations: prompts and answers go into spans only then.
+CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+DEFAULT_SERVICE_NAME = "llamarada"
+
+_NOOP: AbstractContextManager[Span] = contextlib.nullcontext(INVALID_SPAN)
+_PROPAGATOR = TraceContextTextMapPropagator()  # W3C traceparent / tracestate only
+_tracer: trace.Tracer | None = None
+_capture_content = False
+
+
+def tracing_wanted(env: Mapping[str, str] = os.environ) -> bool:
+    """Whether the environment asks for traces (an OTLP endpoint, and not switched off)."""
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    if env.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() == "none":
+        return False
+    return bool(
+        env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    )
+
+
+class Tracing:
+    """Tracing started by this process: `shutdown` sends what is left and turns it off."""
+
+    def __init__(self, provider: TracerProvider) -> None:
+        self._provider = provider
+
+    def shutdown(self) -> None:
+        """Flush the spans still queued, stop the exporter, and return to no tracing."""
+        global _tracer, _capture_content
+        self._provider.shutdown()
+        _tracer, _capture_content = None, False
+
+
+def start_tracing(env: Mapping[str, str] = os.environ) -> Tracing | None:
+    """Turn tracing on as the environment says; None when off or started already."""
+    global _tracer, _capture_content
+    if _tracer is not None or not tracing_wanted(env):
+        return None
+    # Imported only when wanted: with tracing off the SDK and the exporter are never loaded.
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    name = env.get("OTEL_SERVICE_NAME") or DEFAULT_SERVICE_NAME
+    # No sampler given: the SDK takes OTEL_TRACES_SAMPLER (default: parent-based, always on).
+    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: name}))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    _tracer = provider.get_tracer("llamarada")
+    _capture_content = env.get(CAPTURE_CONTENT_ENV, "").strip().lower() == "true"
+    return Tracing(provider)
+
+
+def enabled() -> bool:
+    """Whether spans are being made."""
+    return _tracer is not None
+
+
+def capture_content() -> bool:
+    """Whether prompts and answers may go into spans (off unless the setting says so)."""
+    return _capture_content
+
+
+def span(
+    name: str,
+    attributes: Attributes | None = None,
+    *,
+    kind: SpanKind = SpanKind.INTERNAL,
+    parent: Context | None = None,
+) -> AbstractContextManager[Span]:
+    """A span, current inside the block (never across a `yield`: use `traced_stream`).
+
+    Without `parent` it is made only inside a trace, as a child: work outside any request
+    (start-up, health checks) makes no stray traces. `parent` starts one (an empty context: a
+    new root)."""
+    if _tracer is None or (parent is None and not _in_trace()):
+        return _NOOP
+    return _tracer.start_as_current_span(name, parent, kind, attributes)
+
+
+def start_span(
+    name: str, attributes: Attributes | None = None, *, kind: SpanKind = SpanKind.INTERNAL
+) -> Span:
+    """A span that outlives the block that starts it (inside a trace only); the caller ends it."""
+    if _tracer is None or not _in_trace():
+        return INVALID_SPAN
+    return _tracer.start_span(name, None, kind, attributes)
+
+
+def activate(current: Span) -> AbstractContextManager[Span]:
+    """Make a started span current inside the block, without ending it."""
+    if not current.is_recording():
+        return _NOOP
+    return trace.use_span(current)
+
+
+def _in_trace() -> bool:
+    return trace.get_current_span().get_span_context().is_valid
+
+
+def current_span() -> Span:
+    """The span current here (a no-op one when there is none)."""
+    return trace.get_current_span() if _tracer is not None else INVALID_SPAN
+
+
+def fail(target: Span, exc: BaseException) -> None:
+    """Record an error on a span that is not ended by a `with` block."""
+    if target.is_recording():
+        target.record_exception(exc)
+        target.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+
+
+def traced(
+    name: str, attributes: Attributes | None = None
+) -> Callable[[Callable[P, Coroutine[Any, Any, T]]], Callable[P, Coroutine[Any, Any, T]]]:
+    """Decorate a coroutine function: each call is a span inside the current trace."""
+
+    def decorate(
+        function: Callable[P, Coroutine[Any, Any, T]],
+    ) -> Callable[P, Coroutine[Any, Any, T]]:
+        @functools.wraps(function)
+        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+            if _tracer is None or not _in_trace():
+                return await function(*args, **kwargs)
+            with _tracer.start_as_current_span(name, attributes=attributes):
+                return await function(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def traced_stream(
+    name: str,
+    source: AsyncGenerator[T, None],
+    attributes: Attributes | None = None,
+    *,
+    kind: SpanKind = SpanKind.INTERNAL,
+) -> AsyncGenerator[T, None]:
+    """A stream inside one span that lasts until it ends; the span is current while the stream
+    computes each item, not while the consumer holds it (a context must not cross a `yield`)."""
+    if _tracer is None or not _in_trace():
+        return source
+    return _spanned(start_span(name, attributes, kind=kind), source)
+
+
+async def _spanned(target: Span, source: AsyncGenerator[T, None]) -> AsyncGenerator[T, None]:
+    try:
+        while True:
+            with trace.use_span(target):
+                try:
+                    item = await anext(source)
+                except StopAsyncIteration:
+                    return
+            yield item
+    finally:
+        with trace.use_span(target):
+            await source.aclose()
+        target.end()
+
+
+def outgoing_headers() -> dict[str, str] | None:
+    """`traceparent` (and `tracestate`) for a call to another service; None without a trace."""
+    if _tracer is None:
+        return None
+    headers: dict[str, str] = {}
+    _PROPAGATOR.inject(headers)
+    return headers or None
+
+
+def carrier() -> dict[str, str]:
+    """The current trace context as strings, to store with work another process will do."""
+    return outgoing_headers() or {}
+
+
+def context_from(headers: Mapping[str, str] | None) -> Context | None:
+    """The trace context a client or a stored record carried (None: none given, or off)."""
+    if _tracer is None or not headers:
+        return None
+    return _PROPAGATOR.extract(headers)
+
+
+def log_ids() -> tuple[str, str] | None:
+    """The current trace and span ids as log lines show them, or None."""
+    if _tracer is None:
+        return None
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return None
+    return trace.format_trace_id(context.trace_id), trace.format_span_id(context.span_id)
+
+
+def root_context() -> Context:
+    """A context with no span: what a span started from it has as parent (a new trace)."""
+    return Context()
