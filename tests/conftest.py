@@ -17,6 +17,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from app.core.config import Settings
+from tests.otlp import OtlpReceiver
 
 
 def free_port() -> int:
@@ -104,3 +105,16 @@ async def app_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         ) as client,
     ):
         yield client
+
+
+@pytest.fixture
+def otlp(monkeypatch: pytest.MonkeyPatch) -> Iterator[OtlpReceiver]:
+    """A real OTLP/HTTP receiver, and the standard OTEL_* variables pointing tracing at it."""
+    receiver = OtlpReceiver()
+    receiver.start()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "llamarada-test")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_always_on")
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "100")  # milliseconds: a worker's spans soon
+    yield receiver
+    receiver.stop()
