@@ -32,6 +32,7 @@ class Received:
     events: list[tuple[str, dict[str, Any]]]
     error: bool
     service: str
+    start: int  # nanoseconds since the epoch
     children: list[Received] = field(default_factory=list)
 
     def child(self, name: str) -> Received:
@@ -118,6 +119,7 @@ class OtlpReceiver:
                             events=[(e.name, _attributes(e.attributes)) for e in span.events],
                             error=span.status.code == Status.STATUS_CODE_ERROR,
                             service=service,
+                            start=span.start_time_unix_nano,
                         )
                     )
         with self._lock:
