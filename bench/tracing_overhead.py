@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import statistics
 import timeit
+from collections.abc import Callable
 from typing import Any
 
 from app.core import tracing
@@ -30,7 +31,7 @@ def _off_path_ns() -> dict[str, float]:
     async def coroutine() -> None:
         """A decorated coroutine (its call, not the await, is what is timed)."""
 
-    calls = {
+    calls: dict[str, Callable[[], object]] = {
         "span": lambda: tracing.span("x", {"a": 1}).__enter__(),
         "traced call": lambda: coroutine().close(),
         "traced_stream": lambda: tracing.traced_stream("x", None),  # type: ignore[arg-type]
@@ -49,7 +50,7 @@ def run() -> dict[str, Any]:
     p50: dict[str, list[float]] = {"off": [], "on": []}
     receiver = OtlpReceiver()
     receiver.start()
-    on_env = {
+    on_env: dict[str, str] = {
         "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
         "OTEL_TRACES_SAMPLER": "always_on",
         "OTEL_SERVICE_NAME": "llamarada-bench",
@@ -57,8 +58,8 @@ def run() -> dict[str, Any]:
     try:
         with upstream() as direct:
             for _ in range(ROUNDS):
-                for mode, env in (("off", {}), ("on", on_env)):
-                    with llamarada(direct, **env) as url:
+                for mode, env in (("off", dict[str, str]()), ("on", on_env)):
+                    with llamarada(direct, 1, **env) as url:
                         wrk(url, "/api/chat", CHAT, clients=1)  # warm-up
                         single = wrk(url, "/api/chat", CHAT, clients=1)
                     p50[mode].append(single["p50_ms"])

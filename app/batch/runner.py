@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
-from opentelemetry.trace import Span, SpanKind
 from pydantic import ValidationError
 
 from app.batch.items import ItemRunner, LineFormat, NativeLines
@@ -133,14 +132,16 @@ class JobRunner:
         return _parse(raw)
 
 
-def _item_span(job: JobRecord, index: int) -> AbstractContextManager[Span]:
+def _item_span(job: JobRecord, index: int) -> AbstractContextManager[tracing.Span]:
     """An item's span, in the trace of the request that queued its job (a new one if none)."""
     attributes: dict[str, str | int] = {
         "llamarada.batch.job": job.id,
         "llamarada.batch.index": index,
     }
     parent = tracing.context_from(job.trace) or tracing.root_context()
-    return tracing.span("llamarada.batch.item", attributes, kind=SpanKind.CONSUMER, parent=parent)
+    return tracing.span(
+        "llamarada.batch.item", attributes, kind=tracing.SpanKind.CONSUMER, parent=parent
+    )
 
 
 def _parse(raw: str | None) -> BatchItem | None:

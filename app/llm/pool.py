@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from opentelemetry.trace import SpanKind
-
 from app.core import tracing
 from app.core.config import PoolSettings
 from app.core.errors import (
@@ -196,12 +194,16 @@ class OllamaPool:
     def chat(self, request: ChatRequest) -> AsyncGenerator[Chunk, None]:
         """Stream a chat from the best server, failing over before the first chunk."""
         stream = self._stream(request.model, lambda member: member.backend.chat(request))
-        return tracing.traced_stream("llamarada.upstream chat", stream, kind=SpanKind.CLIENT)
+        return tracing.traced_stream(
+            "llamarada.upstream chat", stream, kind=tracing.SpanKind.CLIENT
+        )
 
     def generate(self, request: GenerateRequest) -> AsyncGenerator[Chunk, None]:
         """Stream a completion, failing over before the first chunk."""
         stream = self._stream(request.model, lambda member: member.backend.generate(request))
-        return tracing.traced_stream("llamarada.upstream generate", stream, kind=SpanKind.CLIENT)
+        return tracing.traced_stream(
+            "llamarada.upstream generate", stream, kind=tracing.SpanKind.CLIENT
+        )
 
     async def _stream(
         self, model: str, start: Callable[[Member], AsyncGenerator[Chunk, None]]

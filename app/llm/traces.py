@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Awaitable
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from opentelemetry.trace import Span, SpanKind
 
 from app.core import tracing
 from app.core.cache import ResponseCache
@@ -37,7 +36,7 @@ async def traced_reply(
     span = tracing.start_span(
         f"{operation} {request.model}",
         _request_attributes(operation, request, provider),
-        kind=SpanKind.CLIENT,
+        kind=tracing.SpanKind.CLIENT,
     )
     if not span.is_recording():  # outside a trace, or not sampled
         return await serving
@@ -90,7 +89,7 @@ def _request_attributes(
     return attributes
 
 
-async def _observed(span: Span, chunks: AsyncIterator[Chunk]) -> AsyncIterator[Chunk]:
+async def _observed(span: tracing.Span, chunks: AsyncIterator[Chunk]) -> AsyncIterator[Chunk]:
     """The chunks; the last one's usage and finish reason go on the span, which ends here."""
     capture = tracing.capture_content()
     parts: list[str] = []
