@@ -1,26 +1,90 @@
-"""What tracing costs: `/api/chat` p50 with tracing on (100% sampled, exported over OTLP/HTTP
-to a local receiver) against tracing off, and the off path's helpers per call.
+"""What tracing costs per request: `/api/chat` with tracing on (every request sampled, spans
+exported over OTLP/HTTP to a receiver in another process) against tracing off, side by side.
 
-`python -m bench.tracing_overhead` prints the figures. The two gateways are `llamarada serve`
-processes in front of `bench.raw_upstream`, measured alternately (off, on, off, on) by `wrk`
-with one connection and distinct prompts (every request a cache miss: the whole path, upstream
-span and `traceparent` included). With tracing off the code runs the helpers' early returns
-only; their cost per call is measured in process.
+`python -m bench.tracing_overhead` prints the figures. The app runs in this process behind
+httpx's ASGI transport, in front of `bench.raw_upstream` (its own process) through the Ollama
+pool, so a request has every span a chat has: HTTP, model call, cache lookup (a miss: each prompt
+is new), queue wait, upstream call, and `traceparent` sent upstream. Off and on alternate round
+by round. Per request it records wall time and this process's CPU time (every thread: the span
+processor's exports included), whose medians are the figures; CPU time is what a busy shared
+machine disturbs least. With tracing off a request runs only the helpers' early returns, timed
+per call at the end. Logs are JSON lines at INFO, as `llamarada serve` writes them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import os
 import statistics
+import sys
+import tempfile
+import time
 import timeit
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-from app.core import tracing
-from bench.hot_path import CHAT, llamarada, upstream, wrk
-from tests.otlp import OtlpReceiver
+import httpx
+from asgi_lifespan import LifespanManager
 
-ROUNDS = 2
+from app.core import tracing
+from app.core.config import Settings
+from app.core.logging import JsonFormatter
+from app.main import create_app
+from bench.common import free_port, process
+from bench.raw_upstream import MODEL
+
+ROUNDS = 3
+REQUESTS = 400  # measured per round and mode, after WARM_UP
+WARM_UP = 50
+ON = {"OTEL_TRACES_SAMPLER": "always_on", "OTEL_SERVICE_NAME": "llamarada-bench"}
+
+
+async def _measure(settings: Settings, round_: int) -> tuple[list[float], list[float]]:
+    """Wall and CPU milliseconds of each request to a fresh app."""
+    app = create_app(settings)
+    wall: list[float] = []
+    cpu: list[float] = []
+    async with (
+        LifespanManager(app) as manager,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app), base_url="http://localhost"
+        ) as client,
+    ):
+        for n in range(WARM_UP + REQUESTS):
+            body = {
+                "model": MODEL,
+                "messages": [{"role": "user", "content": f"hello {round_} {n}"}],
+                "stream": False,
+            }
+            started, started_cpu = time.perf_counter(), time.process_time()
+            response = await client.post("/api/chat", json=body)
+            ended, ended_cpu = time.perf_counter(), time.process_time()
+            assert response.status_code == 200, response.text
+            if n >= WARM_UP:
+                wall.append((ended - started) * 1000)
+                cpu.append((ended_cpu - started_cpu) * 1000)
+    return wall, cpu
+
+
+@contextmanager
+def _json_logs() -> Iterator[None]:
+    """INFO logs formatted as `llamarada serve` does (a line per request), into /dev/null."""
+    root = logging.getLogger()
+    level = root.level
+    with open(os.devnull, "w") as sink:
+        handler = logging.StreamHandler(sink)
+        handler.setFormatter(JsonFormatter())
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+        try:
+            yield
+        finally:
+            root.removeHandler(handler)
+            root.setLevel(level)
 
 
 def _off_path_ns() -> dict[str, float]:
@@ -32,49 +96,63 @@ def _off_path_ns() -> dict[str, float]:
         """A decorated coroutine (its call, not the await, is what is timed)."""
 
     calls: dict[str, Callable[[], object]] = {
-        "span": lambda: tracing.span("x", {"a": 1}).__enter__(),
-        "traced call": lambda: coroutine().close(),
+        "span() entered": lambda: tracing.span("x", {"a": 1}).__enter__(),
+        "traced coroutine call": lambda: coroutine().close(),
         "traced_stream": lambda: tracing.traced_stream("x", None),  # type: ignore[arg-type]
         "outgoing_headers": tracing.outgoing_headers,
         "log_ids": tracing.log_ids,
     }
     number = 200_000
     return {
-        name: min(timeit.repeat(call, number=number, repeat=3)) / number * 1e9
+        name: round(min(timeit.repeat(call, number=number, repeat=3)) / number * 1e9, 1)
         for name, call in calls.items()
     }
 
 
 def run() -> dict[str, Any]:
-    """Both gateways, alternately, in one run; then the off path's helpers."""
-    p50: dict[str, list[float]] = {"off": [], "on": []}
-    receiver = OtlpReceiver()
-    receiver.start()
-    on_env: dict[str, str] = {
-        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
-        "OTEL_TRACES_SAMPLER": "always_on",
-        "OTEL_SERVICE_NAME": "llamarada-bench",
+    """Both modes, alternately, in one run; then the off path's helpers."""
+    samples: dict[str, dict[str, list[float]]] = {
+        mode: {"wall": [], "cpu": []} for mode in ("off", "on")
     }
-    try:
-        with upstream() as direct:
-            for _ in range(ROUNDS):
-                for mode, env in (("off", dict[str, str]()), ("on", on_env)):
-                    with llamarada(direct, 1, **env) as url:
-                        wrk(url, "/api/chat", CHAT, clients=1)  # warm-up
-                        single = wrk(url, "/api/chat", CHAT, clients=1)
-                    p50[mode].append(single["p50_ms"])
-    finally:
-        receiver.stop()
-    off, on = statistics.median(p50["off"]), statistics.median(p50["on"])
-    return {
-        "p50_off_ms": off,
-        "p50_on_ms": on,
-        "added_p50_ms": round(on - off, 3),
-        "ratio": round(on / off, 3),
-        "spans_received": len(receiver.spans),
-        "rounds": p50,
-        "off_path_ns": {k: round(v, 1) for k, v in _off_path_ns().items()},
-    }
+    receiver_port = free_port()
+    receiver = [sys.executable, "-m", "tests.otlp", str(receiver_port)]
+    upstream_port = free_port()
+    upstream = [sys.executable, "-m", "bench.raw_upstream", "--port", str(upstream_port)]
+    with (
+        _json_logs(),
+        process(receiver, receiver_port, "/") as receiver_url,
+        process(upstream, upstream_port, "/api/version") as upstream_url,
+        tempfile.TemporaryDirectory() as data,
+    ):
+        settings = Settings(
+            _env_file=None,
+            data_dir=Path(data),
+            llm_backend="ollama",
+            ollama_urls=[upstream_url],
+            default_model=MODEL,
+        )
+        for round_ in range(ROUNDS):
+            for mode in ("off", "on"):
+                os.environ.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+                if mode == "on":
+                    os.environ.update(ON, OTEL_EXPORTER_OTLP_ENDPOINT=receiver_url)
+                wall, cpu = asyncio.run(_measure(settings, round_))
+                samples[mode]["wall"] += wall
+                samples[mode]["cpu"] += cpu
+        os.environ.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+    result: dict[str, Any] = {"requests_per_mode": ROUNDS * REQUESTS}
+    for kind in ("wall", "cpu"):
+        off = statistics.median(samples["off"][kind])
+        on = statistics.median(samples["on"][kind])
+        result[f"{kind}_p50_off_ms"] = round(off, 3)
+        result[f"{kind}_p50_on_ms"] = round(on, 3)
+        result[f"{kind}_added_p50_ms"] = round(on - off, 3)
+        result[f"{kind}_ratio"] = round(on / off, 3)
+    result["cpu_mean_added_ms"] = round(
+        statistics.fmean(samples["on"]["cpu"]) - statistics.fmean(samples["off"]["cpu"]), 3
+    )
+    result["off_path_ns"] = _off_path_ns()
+    return result
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ def _service(resource_attributes: list[KeyValue]) -> str:
 class OtlpReceiver:
     """`POST /v1/traces` on 127.0.0.1, in a thread; `spans` holds what arrived."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.spans: list[Received] = []
         self.paths: list[str] = []
         self._lock = threading.Lock()
@@ -85,10 +85,16 @@ class OtlpReceiver:
                 self.end_headers()
                 self.wfile.write(answer)
 
+            def do_GET(self) -> None:
+                """Readiness, for a receiver in its own process."""
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
             def log_message(self, format: str, *args: Any) -> None:
                 """Quiet."""
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -157,3 +163,19 @@ class OtlpReceiver:
         found = [root for root in self.roots() if root.name == name]
         assert len(found) == 1, f"roots named {name!r}: {[r.name for r in self.roots()]}"
         return found[0]
+
+
+def main() -> None:
+    """`python -m tests.otlp PORT`: a receiver in its own process (the tracing benchmark's)."""
+    import sys
+
+    receiver = OtlpReceiver(int(sys.argv[1]))
+    receiver.start()
+    try:
+        threading.Event().wait()
+    finally:
+        receiver.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -33,6 +33,7 @@ from app.llm.grammar import GrammarCompiler
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+_FREE = contextlib.nullcontext()  # no wait, no span
 
 NEVER = "9999-12-31T23:59:59Z"  # the embedded model stays loaded while the process runs
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -90,7 +91,6 @@ class ModelSlot:
         self._on_waiting = on_waiting
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama")
 
-    @tracing.traced("llamarada.queue.wait")
     async def _acquire(self) -> None:
         if self._lock.locked() and self._waiting >= self._max_queue:
             raise Overloaded(
@@ -100,7 +100,9 @@ class ModelSlot:
         self._waiting += 1
         self._on_waiting(self._waiting)
         try:
-            await self._lock.acquire()
+            # A span only for a real wait: most requests find the model free.
+            with tracing.span("llamarada.queue.wait") if self._lock.locked() else _FREE:
+                await self._lock.acquire()
         finally:
             self._waiting -= 1
             self._on_waiting(self._waiting)

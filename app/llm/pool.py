@@ -106,7 +106,6 @@ class OllamaPool:
 
     # Routing and admission ------------------------------------------------------------------
 
-    @tracing.traced("llamarada.queue.wait")
     async def _admit(self, model: str, tried: set[Member]) -> Member:
         """A server for the model with a free slot, waiting in its queue if needed."""
         candidates = [m for m in self.members if m not in tried and self._usable(m)]
@@ -136,9 +135,10 @@ class OllamaPool:
             )
         queue.waiting += 1
         try:
-            while queue.in_flight >= cap:
-                queue.slot_freed.clear()
-                await queue.slot_freed.wait()
+            with tracing.span("llamarada.queue.wait", {"llamarada.upstream.server": queue.url}):
+                while queue.in_flight >= cap:
+                    queue.slot_freed.clear()
+                    await queue.slot_freed.wait()
         finally:
             queue.waiting -= 1
         self._take(queue)

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.core import tracing
 from app.core.cache import KEY_PREFIX
-from app.core.config import Settings
+from app.core.config import PoolSettings, Settings
 from app.core.logging import JsonFormatter
 from app.main import create_app
 from tests.conftest import RedisProcess, app_client
@@ -132,7 +132,7 @@ async def test_chat_trace_continues_the_clients_and_reaches_the_upstream(
     assert chat.child("llamarada.cache.lookup").attributes["llamarada.cache.result"] == "miss"
     call = chat.child("llamarada.upstream chat")
     assert call.attributes["llamarada.upstream.server"] == url
-    assert [c.name for c in call.children] == ["llamarada.queue.wait"]
+    assert call.children == []  # a free slot: no queue wait
     # The upstream got the trace, as the child of the upstream call's span.
     [sent] = [request for request in seen if request["path"] == "/api/chat"]
     assert sent["traceparent"] == f"00-{CLIENT_TRACE}-{call.span_id}-01"
@@ -194,11 +194,32 @@ async def test_failover_is_an_event_on_the_upstream_span(
     assert call.events == [
         ("failover", {"llamarada.upstream.server": bad, "error.type": "upstream_unavailable"})
     ]
-    assert [c.name for c in call.children] == ["llamarada.queue.wait"] * 2  # one per server
     # Each server was sent the trace.
     sent = [request for request in seen if request["path"] == "/api/chat"]
     assert len(sent) == 2
     assert all(request["traceparent"].split("-")[1] == call.trace_id for request in sent)
+
+
+async def test_a_request_waiting_for_a_slot_has_a_queue_wait_span(
+    tmp_path: Path, otlp: OtlpReceiver
+) -> None:
+    with upstream(Script(models=[MODEL], delay=0.3), []) as url:
+        pool = PoolSettings(max_concurrency=1, health_interval=60)
+        settings = pool_settings(tmp_path, [url], cache_ttl=0, pool=pool)
+        async with app_client(create_app(settings)) as client:
+            auth = {"Authorization": f"Bearer {KEY}"}
+            chats = [{**CHAT, "messages": [{"role": "user", "content": q}]} for q in "ab"]
+            answers = await asyncio.gather(
+                *(client.post("/api/chat", json=chat, headers=auth) for chat in chats)
+            )
+    assert [answer.status_code for answer in answers] == [200, 200]
+    calls = [
+        root.child(f"chat {MODEL}").child("llamarada.upstream chat")
+        for root in otlp.roots()
+        if root.name == "POST /api/chat"
+    ]
+    waits = sorted([c.name for c in call.children] for call in calls)
+    assert waits == [[], ["llamarada.queue.wait"]]  # the second waited for the first
 
 
 async def test_prompts_and_answers_are_recorded_only_when_the_setting_says_so(
