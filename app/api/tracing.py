@@ -31,11 +31,7 @@ class TracingMiddleware:
         }
         parent = tracing.context_from(carried) or tracing.root_context()
         method = scope["method"]
-        attributes = {
-            "http.request.method": method,
-            "url.path": scope["path"],
-            "url.scheme": scope.get("scheme", "http"),
-        }
+        attributes = {"http.request.method": method, "url.path": scope["path"]}
         with tracing.span(method, attributes, kind=SpanKind.SERVER, parent=parent) as span:
 
             async def send_traced(message: Message) -> None:
