@@ -1,4 +1,4 @@
-"""Collection names are per owner: two keys may both have `docs`, and neither learns of the other."""
+"""Collection names are per owner: two keys may both have `docs`; neither learns of the other."""
 
 from __future__ import annotations
 
