@@ -13,7 +13,7 @@ is kept between requests, and any worker process can answer any of them.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated, Any, Literal
 
@@ -29,7 +29,7 @@ from starlette.types import Receive, Scope, Send
 from app import __version__
 from app.core.auth import Principal
 from app.core.cache import CachePolicy
-from app.core.errors import LlamaradaError, Unauthorized
+from app.core.errors import LlamaradaError, Unauthorized, UpstreamUnavailable
 from app.rag.build import Rag
 from app.rag.schemas import QueryRequest, QueryResponse, SearchRequest
 
@@ -122,7 +122,7 @@ class McpEndpoint:
 
     def __init__(self) -> None:
         self.server = build_server()
-        self._handle: Callable[[Scope, Receive, Send], Any] | None = None
+        self._handle: Callable[[Scope, Receive, Send], Awaitable[None]] | None = None
 
     def mount(self, app: FastAPI) -> None:
         """Add the route (before any catch-all route)."""
@@ -150,7 +150,8 @@ class McpEndpoint:
         return both
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Hand the request to the SDK's transport."""
         handle = self._handle
-        if handle is None:  # between lifespans
-            raise RuntimeError("the MCP endpoint is not running")
+        if handle is None:  # the app is starting or stopping
+            raise UpstreamUnavailable("the MCP endpoint is not running")
         await handle(scope, receive, send)

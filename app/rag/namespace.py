@@ -12,10 +12,12 @@ the namespace of no owner, which admins reach as before).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 
-from app.core.errors import NotFound, UpstreamError
+from app.core.auth import Principal
+from app.core.errors import Conflict, NotFound, UpstreamError
 from app.rag.reembed import is_shadow
 from app.rag.store import ChromaStore, StoredCollection
 
@@ -71,3 +73,55 @@ async def migrate(store: ChromaStore) -> int:
     if moved:
         logger.info("collections moved into their owners' namespaces", extra={"moved": moved})
     return moved
+
+
+class Namespaces:
+    """Finds a caller's collection by its name, once the plain-named ones have been moved."""
+
+    def __init__(self, store: ChromaStore) -> None:
+        self._store = store
+        self._migrated = False
+        self._migrating = asyncio.Lock()
+
+    async def ready(self) -> None:
+        """Move collections stored under plain names into their namespaces (once a process)."""
+        if self._migrated:
+            return
+        async with self._migrating:
+            if not self._migrated:
+                await migrate(self._store)
+                self._migrated = True
+
+    async def free(self, caller: Principal, name: str) -> str:
+        """The stored name for the caller's new collection `name`; Conflict if it has one."""
+        await self.ready()
+        storage = storage_name(caller.name, name)
+        if await self._get(storage) is not None:
+            raise Conflict(f"collection {name!r} already exists")
+        return storage
+
+    async def find(self, name: str, caller: Principal) -> StoredCollection:
+        """The caller's collection `name`, or NotFound (the same for a missing one).
+
+        An admin with no collection of that name reaches another owner's, when only one has it.
+        """
+        await self.ready()
+        stored = await self._get(storage_name(caller.name, name))
+        if stored is None and caller.admin:
+            theirs = [
+                c
+                for c in await self._store.collections()
+                if display_name(c) == name and not is_shadow(c.metadata)
+            ]
+            if len(theirs) > 1:
+                raise Conflict(f"several keys have a collection {name!r}; use the owner's key")
+            stored = theirs[0] if theirs else None
+        if stored is None or is_shadow(stored.metadata):
+            raise NotFound(f"collection {name!r} not found")
+        return stored
+
+    async def _get(self, storage: str) -> StoredCollection | None:
+        try:
+            return await self._store.collection(storage)
+        except NotFound:
+            return None

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from app.core.auth import Principal
 from app.core.config import RagSettings
-from app.core.errors import Conflict, InvalidRequest, NotFound
+from app.core.errors import Conflict, InvalidRequest
 from app.core.metrics import Metrics
 from app.rag.embeddings import Embedder
 from app.rag.ingest import (
@@ -22,7 +22,7 @@ from app.rag.ingest import (
     index_document,
     prepare_text,
 )
-from app.rag.namespace import NAME, OWNER, display_name, migrate, owner_of, storage_name
+from app.rag.namespace import NAME, OWNER, Namespaces, display_name, owner_of
 from app.rag.parsing import ParseLimits, UploadParser
 from app.rag.prompt import detect_language
 from app.rag.reembed import is_shadow, reembed
@@ -86,8 +86,7 @@ class KnowledgeBase:
         self._indexes = IndexCache()
         self.parser = UploadParser(ParseLimits.of(settings), settings.parse_workers)
         self._reembedding: set[str] = set()
-        self._migrated = False
-        self._migrating = asyncio.Lock()
+        self._names = Namespaces(store)
 
     async def aclose(self) -> None:
         """Close the store and the embedders."""
@@ -113,10 +112,7 @@ class KnowledgeBase:
             raise InvalidRequest("must be smaller than chunk_size", field="chunk_overlap")
         model = body.embedding_model or self.embedder.model
         self._embedder_for(model)
-        await self._ready()
-        storage = storage_name(caller.name, name)
-        if await self._find(storage) is not None:
-            raise Conflict(f"collection {name!r} already exists")
+        storage = await self._names.free(caller, name)
         stored = await self.store.create_collection(
             storage,
             {
@@ -133,7 +129,7 @@ class KnowledgeBase:
 
     async def list_collections(self, *, caller: Principal) -> list[CollectionInfo]:
         """The caller's collections with their document and chunk counts."""
-        await self._ready()
+        await self._names.ready()
         stored = [
             c
             for c in await self.store.collections()
@@ -342,40 +338,8 @@ class KnowledgeBase:
         await self._owned(name, caller)
 
     async def _owned(self, name: str, caller: Principal) -> StoredCollection:
-        """The caller's collection of that name; the same NotFound whether missing or another's.
-
-        An admin with no collection of that name reaches another owner's, when only one has it.
-        """
-        check_collection_name(name)
-        await self._ready()
-        stored = await self._find(storage_name(caller.name, name))
-        if stored is None and caller.admin:
-            theirs = [
-                c
-                for c in await self.store.collections()
-                if display_name(c) == name and not is_shadow(c.metadata)
-            ]
-            if len(theirs) > 1:
-                raise Conflict(f"several keys have a collection {name!r}; use the owner's key")
-            stored = theirs[0] if theirs else None
-        if stored is None or is_shadow(stored.metadata):
-            raise NotFound(f"collection {name!r} not found")
-        return stored
-
-    async def _find(self, storage: str) -> StoredCollection | None:
-        try:
-            return await self.store.collection(storage)
-        except NotFound:
-            return None
-
-    async def _ready(self) -> None:
-        """Collections stored before names were per owner move into their namespaces, once."""
-        if self._migrated:
-            return
-        async with self._migrating:
-            if not self._migrated:
-                await migrate(self.store)
-                self._migrated = True
+        """The caller's collection of that name; the same NotFound whether missing or another's."""
+        return await self._names.find(check_collection_name(name), caller)
 
     async def _open(
         self, name: str, caller: Principal, embedding_model: str | None = None
