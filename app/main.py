@@ -12,12 +12,13 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app import __version__
-from app.agent.build import build_agent
+from app.agent.build import build_agent, mcp_servers
 from app.api import agent, batch, health, ollama, openai, openai_batch, rag
 from app.api.access import AccessMiddleware, HostCheckMiddleware
 from app.api.docs import mount_docs
 from app.api.errors import ERROR_RESPONSES, install_error_handlers
 from app.api.frontend import mount_frontend
+from app.api.mcp import McpEndpoint
 from app.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from app.api.origin import OriginCheckMiddleware
 from app.api.tracing import TracingMiddleware
@@ -64,7 +65,10 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
         http = httpx.AsyncClient()  # the agent's tools' client (Open-Meteo)
         app.state.rag = build_rag(settings, completions, metrics)
         app.state.chat = app.state.rag.chat
-        app.state.agent = build_agent(settings, completions, http, metrics, app.state.rag.knowledge)
+        app.state.mcp_servers = mcp_servers(settings, metrics)
+        tools = await app.state.mcp_servers.start(settings.agent.mcp_start_timeout)
+        knowledge = app.state.rag.knowledge
+        app.state.agent = build_agent(settings, completions, http, metrics, knowledge, tools)
         app.state.batch = build_batch(settings, app.state.chat, metrics, app.state.quotas)
         logger.info(
             "llamarada started",
@@ -84,6 +88,7 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
             yield
         finally:
             await app.state.quotas.aclose()
+            await app.state.mcp_servers.aclose()
             await http.aclose()
             await app.state.rag.aclose()
             await app.state.batch.aclose()
@@ -95,11 +100,12 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
             if tracing is not None:
                 tracing.shutdown()  # sends the spans still queued
 
+    mcp = McpEndpoint()
     app = FastAPI(
         title="Llamarada",
         version=__version__,
         description="Self-hosted LLM gateway speaking the Ollama and OpenAI APIs.",
-        lifespan=lifespan,
+        lifespan=mcp.around(lifespan),
         responses=ERROR_RESPONSES,
         docs_url=None,  # mount_docs serves it without a CDN
         redoc_url=None,
@@ -138,6 +144,7 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
     app.include_router(rag.router)
     app.include_router(batch.router)
     app.include_router(openai_batch.router)
+    mcp.mount(app)
     mount_docs(app)
     mount_frontend(app)  # last: the API's routes come first
     return app

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import httpx
 
 from app.agent.loop import AgentService
+from app.agent.mcp_config import load_servers
 from app.agent.tools import OpenMeteoWeather, Tool, calculator_tool, clock_tool, weather_tool
 from app.agent.tools.knowledge import knowledge_tool
+from app.agent.tools.mcp import McpServers
 from app.core.config import Settings
 from app.core.metrics import Metrics
 from app.llm.completions import CompletionService
@@ -43,10 +47,18 @@ def build_agent(
     http: httpx.AsyncClient,
     metrics: Metrics,
     knowledge: KnowledgeBase | None = None,
+    extra_tools: Sequence[Tool] = (),
 ) -> AgentService:
-    """The agent service; `http` (for Open-Meteo) belongs to the caller, who closes it."""
+    """The agent service; `http` (for Open-Meteo) belongs to the caller, who closes it;
+    `extra_tools` (from MCP servers) are offered next to the built-in ones."""
     # A step may not ask for more tokens than any request may.
     step_tokens = min(settings.agent.max_step_tokens, settings.limits.max_num_predict)
     agent_settings = settings.agent.model_copy(update={"max_step_tokens": step_tokens})
-    tools = build_tools(settings, http, knowledge)
+    tools = [*build_tools(settings, http, knowledge), *extra_tools]
     return AgentService(completions, tools, agent_settings, metrics)
+
+
+def mcp_servers(settings: Settings, metrics: Metrics) -> McpServers:
+    """The MCP servers of the operator's file (none without one); `start` connects them."""
+    path = settings.agent.mcp_servers_file
+    return McpServers(load_servers(path) if path is not None else {}, metrics)

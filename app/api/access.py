@@ -1,6 +1,6 @@
 """Who may reach the API: the Host header allowlist, API keys and quotas, as ASGI middleware.
 
-`/api/...` and `/v1/...` need a key when keys are configured; `/health/*`, `/metrics`, the
+`/api/...`, `/v1/...` and `/mcp` need a key when keys are configured; `/health/*`, `/metrics`, the
 browser app and the OpenAPI docs do not (nginx hides `/metrics` from the outside). The caller
 found here reaches the routes as `request.state.principal` (`app.api.deps.PrincipalDep`).
 """
@@ -16,7 +16,7 @@ from app.core.auth import ANONYMOUS, KeyRing, Principal, presented_key
 from app.core.errors import LlamaradaError, QuotaExceeded, Unauthorized
 from app.core.quota import Quotas, Usage, usage_var
 
-PROTECTED = ("/api/", "/v1/")
+PROTECTED = ("/api/", "/v1/", "/mcp")
 _MISSING = "an API key is needed: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'"
 _INVALID = "the API key is not valid"
 

@@ -127,6 +127,12 @@ class AgentSettings(BaseModel):
     locale: Literal["es", "en"] = "es"
     openmeteo_geocoding_url: str = "https://geocoding-api.open-meteo.com"
     openmeteo_forecast_url: str = "https://api.open-meteo.com"
+    mcp_servers_file: Path | None = Field(
+        default=None, description="JSON file of the MCP servers whose tools the agent may use"
+    )
+    mcp_start_timeout: float = Field(
+        default=30.0, gt=0, description="seconds the start waits for each MCP server's tools"
+    )
 
     @field_validator("timezone")
     @classmethod

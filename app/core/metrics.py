@@ -110,6 +110,13 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.mcp_server_up = Gauge(
+            "llama_mcp_server_up",
+            "Whether the agent is connected to an MCP server of the operator's file (1) or not",
+            ["server"],
+            multiprocess_mode="livemin",  # 1 only if every worker is connected
+            registry=r,
+        )
         self.rag_documents = Counter(
             "llama_rag_documents",
             "Knowledge-base documents by outcome (indexed|duplicate|deleted)",

@@ -24,7 +24,6 @@ from app.rag.prompt import (
     sources_footer,
 )
 from app.rag.schemas import QueryRequest, QueryResponse
-from app.rag.sections import section_contexts
 from app.rag.service import KnowledgeBase
 
 logger = logging.getLogger(__name__)
@@ -91,9 +90,7 @@ class AnswerService:
             sources=body.sources,
             embedding_model=body.embedding_model,
         )
-        contexts = await section_contexts(
-            self._knowledge.store, body.collection, hits, self._settings.section_chars
-        )
+        contexts = await self._knowledge.contexts(body.collection, hits, caller=caller)
         prompt = build_prompt(
             body.question,
             hits,

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from app.core import tracing
 from app.core.auth import Principal
 from app.core.config import RagSettings
-from app.core.errors import Conflict, InvalidRequest, NotFound
+from app.core.errors import Conflict, InvalidRequest
 from app.core.metrics import Metrics
 from app.rag.embeddings import Embedder
 from app.rag.ingest import (
@@ -23,6 +23,7 @@ from app.rag.ingest import (
     index_document,
     prepare_text,
 )
+from app.rag.namespace import NAME, OWNER, Namespaces, display_name, owner_of
 from app.rag.parsing import ParseLimits, UploadParser
 from app.rag.prompt import detect_language
 from app.rag.reembed import is_shadow, reembed
@@ -52,7 +53,8 @@ FIRST_CHUNK = {"chunk_index": 0}
 class PreparedUpload:
     """Files of one upload, parsed and split, bound for one collection."""
 
-    collection: str
+    collection: str  # as the caller names it
+    storage: str  # as Chroma stores it
     embedder: Embedder
     documents: list[PreparedDocument]
 
@@ -60,9 +62,10 @@ class PreparedUpload:
 class KnowledgeBase:
     """Collections of documents, their chunks in Chroma, and hybrid search over them.
 
-    A collection belongs to the caller that created it (`owner` in its Chroma metadata); every
-    method that names one answers NotFound to any other caller but an admin, and listings show
-    a caller its own. Documents belong to their collection.
+    Names are per owner (app/rag/namespace.py): a caller names its own collections, so another
+    key's collection does not exist for it, and two keys may both have `docs`. Admins list every
+    collection and reach another owner's by its name when no collection of theirs has it.
+    Documents belong to their collection.
     """
 
     def __init__(
@@ -84,6 +87,7 @@ class KnowledgeBase:
         self._indexes = IndexCache()
         self.parser = UploadParser(ParseLimits.of(settings), settings.parse_workers)
         self._reembedding: set[str] = set()
+        self._names = Namespaces(store)
 
     async def aclose(self) -> None:
         """Close the store and the embedders."""
@@ -109,41 +113,43 @@ class KnowledgeBase:
             raise InvalidRequest("must be smaller than chunk_size", field="chunk_overlap")
         model = body.embedding_model or self.embedder.model
         self._embedder_for(model)
-        if any(c.name == name for c in await self.store.collections()):
-            raise Conflict(f"collection {name!r} already exists")
+        storage = await self._names.free(caller, name)
         stored = await self.store.create_collection(
-            name,
+            storage,
             {
+                NAME: name,
                 "embedding_model": model,
                 "chunk_size": size,
                 "chunk_overlap": overlap,
                 "revision": uuid.uuid4().hex,
                 "created_at": _now(),
-                "owner": caller.name,
+                OWNER: caller.name,
             },
         )
         return self._info(stored, 0)
 
     async def list_collections(self, *, caller: Principal) -> list[CollectionInfo]:
         """The caller's collections with their document and chunk counts."""
+        await self._names.ready()
         stored = [
             c
             for c in await self.store.collections()
-            if caller.owns(_owner(c)) and not is_shadow(c.metadata)
+            if caller.owns(owner_of(c)) and not is_shadow(c.metadata)
         ]
+        stored.sort(key=lambda c: (display_name(c), owner_of(c) or ""))
         counts = await asyncio.gather(*(self.store.get(c.name, FIRST_CHUNK) for c in stored))
         return [self._info(c, len(rows)) for c, rows in zip(stored, counts, strict=True)]
 
     async def get_collection(self, name: str, *, caller: Principal) -> CollectionInfo:
         """One collection with its counts."""
         stored = await self._owned(name, caller)
-        return self._info(stored, len(await self.store.get(name, FIRST_CHUNK)))
+        return self._info(stored, len(await self.store.get(stored.name, FIRST_CHUNK)))
 
     async def delete_collection(self, name: str, *, caller: Principal) -> None:
         """Drop a collection, its documents and their chunks."""
-        await self._owned(name, caller)
-        await self.store.delete_collection(name)
-        self._indexes.forget(name)
+        stored = await self._owned(name, caller)
+        await self.store.delete_collection(stored.name)
+        self._indexes.forget(stored.name)
 
     # Documents
 
@@ -158,7 +164,7 @@ class KnowledgeBase:
             raise InvalidRequest(f"at most {self.settings.max_files} files", field="files")
         size, overlap = _splitting(stored)
         documents = [await self.parser.prepare(upload, size, overlap) for upload in uploads]
-        return PreparedUpload(name, embedder, documents)
+        return PreparedUpload(name, stored.name, embedder, documents)
 
     async def prepare_texts(
         self, name: str, body: TextUpload, *, caller: Principal
@@ -172,13 +178,13 @@ class KnowledgeBase:
             prepare_text(item, size, overlap, self.settings.max_document_chars)
             for item in body.documents
         ]
-        return PreparedUpload(name, embedder, documents)
+        return PreparedUpload(name, stored.name, embedder, documents)
 
     async def index_events(self, batch: PreparedUpload) -> AsyncIterator[IngestProgress]:
         """Index each document of the batch (each whole or not at all), reporting as it goes."""
         done: list[DocumentInfo] = []
         indexed: list[str] = []
-        revision = await self._revision(batch.collection)
+        revision = await self._revision(batch.storage)
         try:
             for document in batch.documents:
                 yield IngestProgress(
@@ -186,7 +192,7 @@ class KnowledgeBase:
                 )
                 started = time.perf_counter()
                 async for event in index_document(
-                    self.store, batch.embedder, batch.collection, document
+                    self.store, batch.embedder, batch.storage, document
                 ):
                     if event.document is not None:
                         done.append(event.document)
@@ -196,7 +202,7 @@ class KnowledgeBase:
                     yield event
         finally:
             if indexed:  # one new revision per upload, even one cut short
-                await asyncio.shield(self._changed(batch.collection, revision, added=indexed))
+                await asyncio.shield(self._changed(batch.storage, revision, added=indexed))
         yield IngestProgress(
             event="done", result=UploadResult(collection=batch.collection, documents=done)
         )
@@ -211,17 +217,17 @@ class KnowledgeBase:
 
     async def list_documents(self, name: str, *, caller: Principal) -> list[DocumentInfo]:
         """The documents of a collection, oldest first."""
-        await self._owned(name, caller)
-        rows = await self.store.get(name, FIRST_CHUNK)
+        stored = await self._owned(name, caller)
+        rows = await self.store.get(stored.name, FIRST_CHUNK)
         return sorted((document_info(r.metadata) for r in rows), key=lambda d: d.created_at)
 
     async def get_document(
         self, name: str, document_id: str, *, caller: Principal
     ) -> DocumentDetail:
         """A document with where each of its chunks sits."""
-        await self._owned(name, caller)
-        info = await find_document(self.store, name, document_id)
-        rows = await self.store.get(name, {"document_id": document_id})
+        stored = await self._owned(name, caller)
+        info = await find_document(self.store, stored.name, document_id)
+        rows = await self.store.get(stored.name, {"document_id": document_id})
         chunks = sorted(
             (
                 ChunkInfo(
@@ -240,9 +246,9 @@ class KnowledgeBase:
     async def delete_document(self, name: str, document_id: str, *, caller: Principal) -> None:
         """Remove a document and every chunk of it."""
         stored = await self._owned(name, caller)
-        await find_document(self.store, name, document_id)
-        await self.store.delete(name, {"document_id": document_id})
-        await self._changed(name, _revision(stored), removed=document_id)
+        await find_document(self.store, stored.name, document_id)
+        await self.store.delete(stored.name, {"document_id": document_id})
+        await self._changed(stored.name, _revision(stored), removed=document_id)
         self._metrics.rag_documents.labels(status="deleted").inc()
 
     async def change_embedding(
@@ -251,16 +257,17 @@ class KnowledgeBase:
         """Re-embed every chunk with another model; searches use the old vectors until done."""
         stored = await self._owned(name, caller)
         embedder = self._embedder_for(body.embedding_model)
-        if name in self._reembedding:
+        storage = stored.name
+        if storage in self._reembedding:
             raise Conflict(f"collection {name!r} is being re-embedded already")
-        self._reembedding.add(name)
+        self._reembedding.add(storage)
         try:
             done = total = 0
-            async for done, total in reembed(self.store, name, stored.metadata, embedder):
+            async for done, total in reembed(self.store, storage, stored.metadata, embedder):
                 yield ReembedProgress(event="embedding", done=done, total=total)
         finally:
-            self._reembedding.discard(name)
-            self._indexes.forget(name)
+            self._reembedding.discard(storage)
+            self._indexes.forget(storage)
         info = await self.get_collection(name, caller=caller)
         yield ReembedProgress(event="done", done=done, total=total, collection=info)
 
@@ -284,12 +291,12 @@ class KnowledgeBase:
         stored, embedder = await self._open(name, caller, embedding_model)
         vector, index = await asyncio.gather(
             embedder.embed_query(query),
-            self._indexes.get(self.store, name, _revision(stored)),
+            self._indexes.get(self.store, stored.name, _revision(stored)),
         )
         hits = await hybrid_search(
             self.store,
             index,
-            name,
+            stored.name,
             query,
             vector,
             k=k or self.settings.top_k,
@@ -312,12 +319,19 @@ class KnowledgeBase:
             sources=body.sources,
             embedding_model=body.embedding_model,
         )
-        contexts = await section_contexts(self.store, name, hits, self.settings.section_chars)
+        contexts = await self.contexts(name, hits, caller=caller)
         results = [
             search_result(hit).model_copy(update={"context": context})
             for hit, context in zip(hits, contexts, strict=True)
         ]
         return SearchResponse(results=results)
+
+    async def contexts(
+        self, name: str, hits: Sequence[Hit], *, caller: Principal
+    ) -> list[str | None]:
+        """The section around each hit (None for chunks stored without sections)."""
+        stored = await self._owned(name, caller)
+        return await section_contexts(self.store, stored.name, hits, self.settings.section_chars)
 
     # Internals
 
@@ -326,11 +340,8 @@ class KnowledgeBase:
         await self._owned(name, caller)
 
     async def _owned(self, name: str, caller: Principal) -> StoredCollection:
-        """The collection if the caller may see it; the same NotFound as a missing one if not."""
-        stored = await self.store.collection(check_collection_name(name))
-        if not caller.owns(_owner(stored)) or is_shadow(stored.metadata):
-            raise NotFound(f"collection {name!r} not found")
-        return stored
+        """The caller's collection of that name; the same NotFound whether missing or another's."""
+        return await self._names.find(check_collection_name(name), caller)
 
     async def _open(
         self, name: str, caller: Principal, embedding_model: str | None = None
@@ -387,7 +398,7 @@ class KnowledgeBase:
     def _info(self, stored: StoredCollection, documents: int) -> CollectionInfo:
         meta = stored.metadata
         return CollectionInfo(
-            name=stored.name,
+            name=display_name(stored),
             documents=documents,
             chunks=stored.count,
             embedding_model=str(meta.get("embedding_model", "")),
@@ -396,12 +407,6 @@ class KnowledgeBase:
             revision=str(meta.get("revision", "")),
             created_at=str(meta.get("created_at", "")),
         )
-
-
-def _owner(stored: StoredCollection) -> str | None:
-    """Who created the collection (None: before collections had owners; admins see those)."""
-    owner = stored.metadata.get("owner")
-    return owner if isinstance(owner, str) else None
 
 
 def _revision(stored: StoredCollection) -> str:

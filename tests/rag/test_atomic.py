@@ -17,6 +17,7 @@ from app.core.errors import UpstreamUnavailable
 from app.core.metrics import Metrics
 from app.rag.embeddings import MiniLMEmbedder
 from app.rag.ingest import Upload
+from app.rag.namespace import storage_name
 from app.rag.schemas import CollectionCreate
 from app.rag.service import KnowledgeBase
 from app.rag.store import ChromaStore
@@ -86,4 +87,4 @@ async def test_ingest_failing_part_way_leaves_no_chunks(knowledge: KnowledgeBase
 
     collection = await knowledge.get_collection("docs", caller=ANONYMOUS)
     assert (collection.documents, collection.chunks) == (0, 0)
-    assert await knowledge.store.get("docs") == []
+    assert await knowledge.store.get(storage_name(ANONYMOUS.name, "docs")) == []

@@ -9,6 +9,7 @@ import pytest
 from fastapi import FastAPI
 from fpdf import FPDF
 
+from app.core.auth import ANONYMOUS
 from app.core.config import Settings
 from app.llm.base import ChatRequest
 from app.main import create_app
@@ -16,6 +17,7 @@ from app.rag.build import Rag
 from app.rag.ingest import split_document
 from app.rag.loaders import load_document
 from app.rag.manpage import is_manpage, manpage_sections
+from app.rag.namespace import storage_name
 from app.rag.store import Metadata
 from app.rag.troff import is_troff
 from tests.conftest import app_client
@@ -277,7 +279,8 @@ async def test_chunks_stored_without_sections_keep_working(
         "chars": len(text),
         "created_at": "2025-01-01T00:00:00Z",
     }
-    await rag.knowledge.store.upsert("legacy", ["old1:0"], [vector], [text], [metadata])
+    storage = storage_name(ANONYMOUS.name, "legacy")
+    await rag.knowledge.store.upsert(storage, ["old1:0"], [vector], [text], [metadata])
     search = {"query": "When does the office close on Fridays?", "k": 1}
     hit = (await client.post("/api/rag/collections/legacy/search", json=search)).json()
     assert hit["results"][0]["text"] == text
