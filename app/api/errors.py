@@ -1,6 +1,8 @@
 """Every error becomes one JSON body, `{"error": {"type", "message"}}`, and never a traceback.
 
-On `/v1` the body is OpenAI's: the same object with `param` (the field) and `code` added.
+On `/v1` the body is OpenAI's: the same object with `param` (the field) and `code` added. On
+`/v1/messages` it is Anthropic's, `{"type": "error", "error": {"type", "message"}}`, with 400
+for a bad field as Anthropic answers (the message names the field).
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from app.core.errors import InvalidRequest, LlamaradaError, ModelNotFound
+from app.wire.anthropic import error_body as anthropic_error_body
 
 logger = logging.getLogger(__name__)
+
+ANTHROPIC = "/v1/messages"  # the routes that answer in Anthropic's dialect, errors included
 
 
 class ErrorDetail(BaseModel):
@@ -71,11 +76,16 @@ def error_response(
     param: str | None = None,
     code: str | None = None,
 ) -> JSONResponse:
-    """The project's one error body, in OpenAI's variant on `/v1`."""
-    error: dict[str, Any] = {"type": error_type, "message": message}
-    if request.url.path.startswith("/v1/"):
-        error.update(param=param, code=code)
+    """The project's one error body, in OpenAI's variant on `/v1`, Anthropic's on `/v1/messages`."""
     headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    path = request.url.path
+    if path == ANTHROPIC or path.startswith(f"{ANTHROPIC}/"):
+        status = 400 if status == 422 else status
+        body = anthropic_error_body(status, error_type, message)
+        return JSONResponse(body, status_code=status, headers=headers)
+    error: dict[str, Any] = {"type": error_type, "message": message}
+    if path.startswith("/v1/"):
+        error.update(param=param, code=code)
     return JSONResponse({"error": error}, status_code=status, headers=headers)
 
 

@@ -30,6 +30,7 @@ from app.core.errors import (
 from app.core.metrics import Metrics
 from app.llm.base import ChatRequest, Chunk, Embeddings, GenerateRequest, ModelInfo
 from app.llm.ollama import OllamaBackend
+from app.llm.version import lowest_version
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +103,11 @@ class OllamaPool:
                 await self._health_task
         for member in self.members:
             await member.backend.aclose()
+
+    @property
+    def api_version(self) -> str | None:
+        """The lowest Ollama version among the servers that answered: what every one speaks."""
+        return lowest_version(m.backend.version for m in self.members if m.backend.version)
 
     # Routing and admission ------------------------------------------------------------------
 
