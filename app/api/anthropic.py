@@ -9,8 +9,10 @@ from app.api.deps import ModelCallDep
 from app.api.errors import ANTHROPIC, streamed
 from app.api.responses import JSON, streamed_reply
 from app.api.routing import JsonBodyRoute
+from app.core.errors import InvalidRequest
 from app.wire.anthropic import CountTokensRequest, MessagesRequest
 from app.wire.anthropic_reply import events, message, sse_error
+from app.wire.openai import format_named
 from app.wire.stream import SSE, guarded
 
 router = APIRouter(prefix=ANTHROPIC, tags=["anthropic"], route_class=JsonBodyRoute)
@@ -24,7 +26,10 @@ router = APIRouter(prefix=ANTHROPIC, tags=["anthropic"], route_class=JsonBodyRou
 async def messages(body: MessagesRequest, call: ModelCallDep) -> Response:
     """Send a conversation, get the model's next turn (`kb:<collection>`: a cited answer)."""
     estimated = body.estimated_tokens()
-    reply = await call.chat.chat(body.to_chat_request(), call.policy, caller=call.caller)
+    try:
+        reply = await call.chat.chat(body.to_chat_request(), call.policy, caller=call.caller)
+    except InvalidRequest as exc:  # named as the Anthropic request names the field
+        raise format_named(exc, "output_config.format.schema") from None
     if body.stream:
         return streamed_reply(reply, guarded(events(reply, estimated), sse_error), SSE)
     return JSON(await message(reply, estimated), headers={"X-Cache": reply.cache.value})

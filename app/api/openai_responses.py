@@ -10,8 +10,9 @@ from app.api.errors import streamed
 from app.api.responses import JSON, streamed_reply
 from app.api.routing import JsonBodyRoute
 from app.core.errors import InvalidRequest
+from app.wire.openai import format_named
 from app.wire.responses import ResponsesRequest
-from app.wire.responses_reply import events, response, responses_field, sse_error
+from app.wire.responses_reply import events, response, sse_error
 from app.wire.stream import SSE, guarded
 
 router = APIRouter(prefix="/v1", tags=["openai"], route_class=JsonBodyRoute)
@@ -27,7 +28,7 @@ async def create_response(body: ResponsesRequest, call: ModelCallDep) -> Respons
     try:
         reply = await call.chat.chat(body.to_chat_request(), call.policy, caller=call.caller)
     except InvalidRequest as exc:  # named as the Responses request names the field
-        raise responses_field(exc) from None
+        raise format_named(exc, "text.format.schema") from None
     if body.stream:
         return streamed_reply(reply, guarded(events(reply, body), sse_error), SSE)
     return JSON(await response(reply, body), headers={"X-Cache": reply.cache.value})

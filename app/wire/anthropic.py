@@ -150,6 +150,24 @@ class Metadata(BaseModel):
     user_id: str | None = None
 
 
+class JsonOutputFormat(BaseModel):
+    """`output_config.format`: answer with JSON matching the schema."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    type: Literal["json_schema"]
+    schema_: dict[str, Any] = Field(alias="schema", min_length=1)
+
+
+class OutputConfig(BaseModel):
+    """`output_config`: how hard a thinking model thinks, and the answer's JSON schema."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    effort: Literal["low", "medium", "high", "xhigh", "max"] | None = None
+    format: JsonOutputFormat | None = None
+
+
 class CountTokensRequest(BaseModel):
     """`POST /v1/messages/count_tokens`: what a `/v1/messages` request would send the model."""
 
@@ -161,6 +179,8 @@ class CountTokensRequest(BaseModel):
     tools: list[Tool] | None = None
     tool_choice: ToolChoice | None = None
     thinking: ThinkingConfig | None = None
+    output_config: OutputConfig | None = None
+    cache_control: dict[str, Any] | None = None  # prompt caching hints: accepted, no effect
 
     def estimated_tokens(self) -> int:
         """About a token per four characters of the prompt (Ollama's estimate too): the
@@ -179,6 +199,8 @@ class MessagesRequest(CountTokensRequest):
     top_k: int | None = Field(default=None, ge=0)
     metadata: Metadata | None = None
     service_tier: Literal["auto", "standard_only"] | None = None
+    speed: Literal["standard", "fast"] | None = None
+    inference_geo: str | None = None
 
     def to_chat_request(self) -> ChatRequest:
         """The same request in the project's (Ollama's) shape."""
@@ -196,12 +218,14 @@ class MessagesRequest(CountTokensRequest):
             stop=self.stop_sequences or None,
         )
         tools = [_tool(tool) for tool in self.tools or []] if choice == "auto" else []
+        output = self.output_config or OutputConfig()
         return ChatRequest(
             model=self.model,
             messages=[*_system(self.system), *_messages(self.messages)],
             options=options,
+            format=output.format.schema_ if output.format else None,
             tools=tools or None,
-            think=_think(self.thinking),
+            think=_think(self.thinking, output.effort),
             stream=self.stream,
         )
 
@@ -279,10 +303,14 @@ def _tool(tool: Tool) -> dict[str, Any]:
     return {"type": "function", "function": function}
 
 
-def _think(thinking: ThinkingConfig | None) -> Think:
-    if thinking is None:
-        return None
-    return thinking.type != "disabled"
+_EFFORT: dict[str, Think] = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high"}
+_EFFORT["max"] = "high"
+
+
+def _think(thinking: ThinkingConfig | None, effort: str | None) -> Think:
+    if thinking is not None:
+        return thinking.type != "disabled"
+    return None if effort is None else _EFFORT[effort]
 
 
 def _prompt_chars(request: CountTokensRequest) -> int:

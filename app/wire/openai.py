@@ -400,8 +400,14 @@ def usage(chunk: Chunk) -> dict[str, int]:
 
 def openai_field(exc: InvalidRequest) -> InvalidRequest:
     """A refusal of the internal request's `format`, naming the field the OpenAI request used."""
+    return format_named(exc, "response_format.json_schema.schema")
+
+
+def format_named(exc: InvalidRequest, name: str) -> InvalidRequest:
+    """A refusal of the internal request's `format` (its schema), naming the schema's field as
+    the dialect's request does (`name`); other refusals unchanged."""
     field = exc.field or ""
     if field != "format" and not field.startswith("format."):
         return exc
     reason = exc.message.removeprefix(f"{field}: ")
-    return InvalidRequest(reason, field="response_format.json_schema.schema" + field[6:])
+    return InvalidRequest(reason, field=name + field[6:])

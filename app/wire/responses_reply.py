@@ -17,7 +17,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from app.core.errors import InvalidRequest, LlamaradaError
+from app.core.errors import LlamaradaError
 from app.llm.base import Chunk, merge_chunks
 from app.llm.completions import Reply
 from app.wire.responses import ResponsesRequest
@@ -282,12 +282,3 @@ def sse_error(exc: LlamaradaError) -> bytes:
     """The Responses API's mid-stream error event."""
     error = {"type": "error", "code": exc.error_type, "message": exc.message, "param": None}
     return sse_event("error", {**error, "sequence_number": 0})
-
-
-def responses_field(exc: InvalidRequest) -> InvalidRequest:
-    """A refusal of the internal request's `format`, naming the field the request used."""
-    field = exc.field or ""
-    if field != "format" and not field.startswith("format."):
-        return exc
-    reason = exc.message.removeprefix(f"{field}: ")
-    return InvalidRequest(reason, field="text.format.schema" + field[6:])
