@@ -19,7 +19,7 @@ from tests.servers import serve_in_thread
 
 MODEL = "smollm2:135m"
 KEY = "anthropic-test-key-0123456789"
-# This SDK has no sampling arguments of its own any more; the API (and the gateway) still takes them.
+# This SDK has no sampling arguments of its own; the API (and the gateway) still takes them.
 COLD = {"temperature": 0}
 QUESTION: Any = [{"role": "user", "content": "Name a fruit."}]
 WEATHER: Any = [
