@@ -103,7 +103,7 @@ def test_openai_sdk_responses_items_and_json_schema(client: openai.OpenAI) -> No
 def test_openai_sdk_responses_refuses_stored_state(client: openai.OpenAI) -> None:
     with pytest.raises(openai.UnprocessableEntityError) as stored:
         client.responses.create(model=MODEL, input="Go on.", previous_response_id="resp_123")
-    assert stored.value.param == "previous_response_id"  # type: ignore[attr-defined]
+    assert stored.value.param == "previous_response_id"
     with pytest.raises(openai.NotFoundError) as missing:
         client.responses.create(model="missing:1b", input="Hi")
     assert missing.value.code == "model_not_found"
