@@ -128,7 +128,10 @@ class Envelope:
             "output": output,
             "parallel_tool_calls": request.parallel_tool_calls is not False,
             "previous_response_id": None,
-            "reasoning": {"effort": request.reasoning.effort if request.reasoning else None},
+            "reasoning": {
+                "effort": request.reasoning.effort if request.reasoning else None,
+                "summary": None,  # thinking is returned whole, never summarised
+            },
             "store": False,
             "temperature": request.temperature,
             "text": {
