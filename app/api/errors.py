@@ -96,11 +96,23 @@ def describe_validation(exc: RequestValidationError) -> tuple[int, str, str | No
         if error.get("type") == "json_invalid":
             detail = error.get("ctx", {}).get("error", "invalid JSON")
             return 400, f"the request body is not valid JSON: {detail}", None
-        loc = [str(part) for part in error.get("loc", ()) if part != "body"]
+        loc = [str(part) for part in error.get("loc", ()) if part != "body" and _is_field(part)]
         field = ".".join(loc) or "body"
         fields.append(field)
         problems.append(f"{field}: {error.get('msg', 'invalid value')}")
     return 422, "; ".join(problems), fields[0] if fields else None
+
+
+# What pydantic puts in an error's location to say which member of a union it tried.
+_MEMBER_LABELS = frozenset({"str", "int", "float", "bool", "none"})
+
+
+def _is_field(part: str | int) -> bool:
+    """Whether a part of a validation error's location names a field or an index, not a union
+    member (`str`, `list[...]`, a class name, a tag) that the client never wrote."""
+    if isinstance(part, int):
+        return True
+    return part not in _MEMBER_LABELS and "[" not in part and not part[:1].isupper()
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -7,7 +7,7 @@ both share one cache entry, one set of limits and one set of metrics.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -95,9 +95,11 @@ class RedactedThinkingBlock(Block):
     data: str
 
 
-ContentBlock = (
-    TextBlock | ImageBlock | ToolUseBlock | ToolResultBlock | ThinkingBlock | RedactedThinkingBlock
-)
+# Told apart by `type`: a bad block is reported against its own fields, not every block type's.
+ContentBlock = Annotated[
+    TextBlock | ImageBlock | ToolUseBlock | ToolResultBlock | ThinkingBlock | RedactedThinkingBlock,
+    Field(discriminator="type"),
+]
 
 
 class MessageParam(BaseModel):

@@ -9,9 +9,9 @@ and a client sends the whole conversation as `input` items, as Ollama's Response
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from app.core.errors import InvalidRequest
 from app.llm.base import ChatRequest, JsonFormat, Message, Options
@@ -95,7 +95,20 @@ class ReasoningItem(_Strict):
     status: str | None = None
 
 
-InputItem = MessageItem | FunctionCallItem | FunctionCallOutputItem | ReasoningItem
+def _item_type(item: Any) -> str:
+    """An input item's `type`; a message may leave it out."""
+    kind = item.get("type") if isinstance(item, dict) else getattr(item, "type", None)
+    return kind if isinstance(kind, str) else "message"
+
+
+# Told apart by `type`: a bad item is reported against its own fields, not every item type's.
+InputItem = Annotated[
+    Annotated[MessageItem, Tag("message")]
+    | Annotated[FunctionCallItem, Tag("function_call")]
+    | Annotated[FunctionCallOutputItem, Tag("function_call_output")]
+    | Annotated[ReasoningItem, Tag("reasoning")],
+    Discriminator(_item_type),
+]
 
 
 class FunctionTool(_Strict):
