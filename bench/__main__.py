@@ -99,7 +99,7 @@ figures are medians unless marked p99. Servers run in their own processes, as cl
         + kept
     )
     print("API dialects: /v1/messages and /v1/responses vs /api/chat ...", flush=True)
-    dialects.update_doc(dialects.section(dialects.run(), dialects.DURATION, 3))
+    dialects.update_doc(dialects.section(dialects.run(), hot_path.DURATION, 3))
     print(f"wrote {DOC}")
     return 0
 
