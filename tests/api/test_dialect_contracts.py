@@ -8,7 +8,8 @@ with the documented type (`conforms`, shared with the Ollama and OpenAI chat con
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -16,6 +17,7 @@ import pytest
 
 from app import __version__
 from app.core.config import Settings
+from app.llm.base import ChatRequest, Chunk
 from app.main import create_app
 from tests.api.test_contracts import conforms
 from tests.conftest import app_client
@@ -359,3 +361,50 @@ async def test_kb_models_cite_their_sources_on_every_new_surface(settings: Setti
     annotations = answer.json()["output"][0]["content"][0]["annotations"]
     assert annotations[0]["type"] == "file_citation"
     assert annotations[0]["filename"] == "llamas.txt"
+
+
+@dataclass
+class ThinkingBackend(ScriptedBackend):
+    """Reasons first, then answers: a thinking model's chunks."""
+
+    def chat(self, request: ChatRequest) -> AsyncGenerator[Chunk, None]:
+        """Two thinking pieces, then the answer."""
+        return self._think()
+
+    async def _think(self) -> AsyncGenerator[Chunk, None]:
+        for piece in ("Hmm", ", blue."):
+            yield Chunk(thinking=piece)
+        yield Chunk(content="Blue.")
+        yield Chunk(done=True, done_reason="stop", prompt_eval_count=4, eval_count=5)
+
+
+async def test_reasoning_is_a_thinking_block_and_a_reasoning_item(settings: Settings) -> None:
+    async with app_client(create_app(settings, backend=ThinkingBackend())) as client:
+        asked = message(thinking={"type": "enabled", "budget_tokens": 1024})
+        whole = (await client.post("/v1/messages", json=asked)).json()
+        events = named_events(
+            (await client.post("/v1/messages", json=asked | {"stream": True})).text
+        )
+        body = {"model": MODEL, "input": "Color?", "reasoning": {"effort": "low"}}
+        response = (await client.post("/v1/responses", json=body)).json()
+        streamed = named_events(
+            (await client.post("/v1/responses", json=body | {"stream": True})).text
+        )
+    assert [block["type"] for block in whole["content"]] == ["thinking", "text"]
+    assert whole["content"][0]["thinking"] == "Hmm, blue."
+    starts = [
+        (d["index"], d["content_block"]["type"]) for n, d in events if n == "content_block_start"
+    ]
+    assert starts == [(0, "thinking"), (1, "text")]
+    thought = [
+        d["delta"]["thinking"] for n, d in events if n == "content_block_delta" and d["index"] == 0
+    ]
+    assert "".join(thought) == "Hmm, blue."
+    assert [item["type"] for item in response["output"]] == ["reasoning", "message"]
+    assert response["output"][0]["content"][0]["text"] == "Hmm, blue."
+    assert response["output"][1]["content"][0]["text"] == "Blue."
+    names = [name for name, _ in streamed]
+    assert names.count("response.reasoning_text.delta") == 2
+    assert names.count("response.output_item.done") == 2
+    final = streamed[-1][1]["response"]["output"]
+    assert [item["type"] for item in final] == ["reasoning", "message"]
