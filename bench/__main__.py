@@ -99,7 +99,8 @@ figures are medians unless marked p99. Servers run in their own processes, as cl
         + kept
     )
     print("API dialects: /v1/messages and /v1/responses vs /api/chat ...", flush=True)
-    dialects.update_doc(dialects.section(dialects.run(), hot_path.DURATION, 3))
+    cpu = dialects.cpu_per_request()
+    dialects.update_doc(dialects.section(dialects.run(), cpu, hot_path.DURATION, 3))
     print(f"wrote {DOC}")
     return 0
 
