@@ -12,8 +12,11 @@ from app.api.routing import JsonBodyRoute
 from app.core.errors import InvalidRequest
 from app.wire.anthropic import CountTokensRequest, MessagesRequest
 from app.wire.anthropic_reply import events, message, sse_error
-from app.wire.openai import format_named
+from app.wire.openai import named_as
 from app.wire.stream import SSE, guarded
+
+# The pipeline's fields that a refusal may name, as a Messages request names them.
+FIELDS = {"format": "output_config.format.schema", "options.num_predict": "max_tokens"}
 
 router = APIRouter(prefix=ANTHROPIC, tags=["anthropic"], route_class=JsonBodyRoute)
 
@@ -29,7 +32,7 @@ async def messages(body: MessagesRequest, call: ModelCallDep) -> Response:
     try:
         reply = await call.chat.chat(body.to_chat_request(), call.policy, caller=call.caller)
     except InvalidRequest as exc:  # named as the Anthropic request names the field
-        raise format_named(exc, "output_config.format.schema") from None
+        raise named_as(exc, FIELDS) from None
     if body.stream:
         return streamed_reply(reply, guarded(events(reply, estimated), sse_error), SSE)
     return JSON(await message(reply, estimated), headers={"X-Cache": reply.cache.value})

@@ -21,6 +21,7 @@ from app.wire.openai import (
     chunk_events,
     completion,
     model_object,
+    named_as,
     openai_field,
     sse_error,
 )
@@ -55,7 +56,10 @@ async def chat_completions(body: ChatCompletionRequest, call: ModelCallDep) -> R
 async def completions(body: CompletionRequest, call: ModelCallDep) -> Response:
     """Complete a prompt (OpenAI's legacy API); Server-Sent Events when `stream`."""
     generate = body.to_generate_request()
-    reply = await call.completions.generate(generate, call.policy, caller=call.caller)
+    try:
+        reply = await call.completions.generate(generate, call.policy, caller=call.caller)
+    except InvalidRequest as exc:  # named as the completions request names the field
+        raise named_as(exc, {"options.num_predict": "max_tokens"}) from None
     if body.stream:
         usage = bool(body.stream_options and body.stream_options.include_usage)
         events = completion_events(reply, usage)

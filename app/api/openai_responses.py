@@ -10,10 +10,17 @@ from app.api.errors import streamed
 from app.api.responses import JSON, streamed_reply
 from app.api.routing import JsonBodyRoute
 from app.core.errors import InvalidRequest
-from app.wire.openai import format_named
+from app.wire.openai import named_as
 from app.wire.responses import ResponsesRequest
 from app.wire.responses_reply import events, response, sse_error
 from app.wire.stream import SSE, guarded
+
+# The pipeline's fields that a refusal may name, as a Responses request names them.
+FIELDS = {
+    "format": "text.format.schema",
+    "options.num_predict": "max_output_tokens",
+    "messages": "input",
+}
 
 router = APIRouter(prefix="/v1", tags=["openai"], route_class=JsonBodyRoute)
 
@@ -28,7 +35,7 @@ async def create_response(body: ResponsesRequest, call: ModelCallDep) -> Respons
     try:
         reply = await call.chat.chat(body.to_chat_request(), call.policy, caller=call.caller)
     except InvalidRequest as exc:  # named as the Responses request names the field
-        raise format_named(exc, "text.format.schema") from None
+        raise named_as(exc, FIELDS) from None
     if body.stream:
         return streamed_reply(reply, guarded(events(reply, body), sse_error), SSE)
     return JSON(await response(reply, body), headers={"X-Cache": reply.cache.value})

@@ -42,6 +42,7 @@ ANTHROPIC_CASES = [
     # numbers out of range, or of the wrong type
     ({**MESSAGES, "max_tokens": 0}, "max_tokens"),
     ({**MESSAGES, "max_tokens": "16"}, "max_tokens"),
+    ({**MESSAGES, "max_tokens": 10**6}, "max_tokens"),  # over the gateway's cap
     ({**MESSAGES, "temperature": 1.5}, "temperature"),
     ({**MESSAGES, "top_p": -0.1}, "top_p"),
     ({**MESSAGES, "top_k": -1}, "top_k"),
@@ -71,6 +72,8 @@ ANTHROPIC_CASES = [
 RESPONSES_CASES = [
     (without(RESPONSES, "input"), "input"),
     ({**RESPONSES, "max_output_tokens": 0}, "max_output_tokens"),
+    ({**RESPONSES, "max_output_tokens": 10**6}, "max_output_tokens"),
+    ({**RESPONSES, "input": [{"role": "user", "content": "x"}] * 300}, "input"),
     ({**RESPONSES, "temperature": 3}, "temperature"),
     ({**RESPONSES, "previous_response_id": "resp_1"}, "previous_response_id"),
     ({**RESPONSES, "conversation": "conv_1"}, "conversation"),
@@ -116,6 +119,7 @@ COMPLETIONS_CASES = [
     ({**COMPLETIONS, "prompt": ["a", "b"]}, "prompt"),
     ({**COMPLETIONS, "prompt": [1, 2]}, "prompt"),
     ({**COMPLETIONS, "max_tokens": 0}, "max_tokens"),
+    ({**COMPLETIONS, "max_tokens": 10**6}, "max_tokens"),
     ({**COMPLETIONS, "n": 2}, "n"),
     ({**COMPLETIONS, "echo": True}, "echo"),
     ({**COMPLETIONS, "logprobs": 2}, "logprobs"),
