@@ -12,7 +12,7 @@ from app.api.routing import JsonBodyRoute
 from app.core.errors import InvalidRequest
 from app.wire.openai import named_as
 from app.wire.responses import ResponsesRequest
-from app.wire.responses_reply import events, response, sse_error
+from app.wire.responses_reply import Numbered, events, response
 from app.wire.stream import SSE, guarded
 
 # The pipeline's fields that a refusal may name, as a Responses request names them.
@@ -37,5 +37,6 @@ async def create_response(body: ResponsesRequest, call: ModelCallDep) -> Respons
     except InvalidRequest as exc:  # named as the Responses request names the field
         raise named_as(exc, FIELDS) from None
     if body.stream:
-        return streamed_reply(reply, guarded(events(reply, body), sse_error), SSE)
+        numbered = Numbered()
+        return streamed_reply(reply, guarded(events(reply, body, numbered), numbered.error), SSE)
     return JSON(await response(reply, body), headers={"X-Cache": reply.cache.value})

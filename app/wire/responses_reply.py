@@ -169,21 +169,26 @@ async def response(reply: Reply, request: ResponsesRequest) -> dict[str, Any]:
     return envelope.body(_status(merged), output, merged, reply.sources)
 
 
-class _Numbered:
-    """Events with their `sequence_number`, counted from zero."""
+class Numbered:
+    """A stream's events with their `sequence_number`, counted from zero (its error event too)."""
 
     def __init__(self) -> None:
         self.number = -1
 
     def __call__(self, kind: str, **fields: Any) -> bytes:
+        """The next event."""
         self.number += 1
         return sse_event(kind, {"type": kind, "sequence_number": self.number, **fields})
 
+    def error(self, exc: LlamaradaError) -> bytes:
+        """The mid-stream error event, next in the numbering."""
+        fields = {"code": exc.error_type, "message": exc.message, "param": None}
+        return self("error", **fields)
 
-async def events(reply: Reply, request: ResponsesRequest) -> AsyncIterator[bytes]:
-    """The answer as the Responses API's SSE events."""
+
+async def events(reply: Reply, request: ResponsesRequest, event: Numbered) -> AsyncIterator[bytes]:
+    """The answer as the Responses API's SSE events, numbered by `event`."""
     envelope = Envelope(request, reply.model)
-    event = _Numbered()
     yield event("response.created", response=envelope.body("in_progress", []))
     yield event("response.in_progress", response=envelope.body("in_progress", []))
     output: list[dict[str, Any]] = []
@@ -279,9 +284,3 @@ async def events(reply: Reply, request: ResponsesRequest) -> AsyncIterator[bytes
             status = _status(chunk)
             final = envelope.body(status, output, chunk, reply.sources)
             yield event(f"response.{status}", response=final)
-
-
-def sse_error(exc: LlamaradaError) -> bytes:
-    """The Responses API's mid-stream error event."""
-    error = {"type": "error", "code": exc.error_type, "message": exc.message, "param": None}
-    return sse_event("error", {**error, "sequence_number": 0})

@@ -3,6 +3,7 @@ gets its dialect's own error body, naming the field, and never reaches the model
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,6 +23,11 @@ RESPONSES = {"model": MODEL, "input": "hi"}
 COMPLETIONS = {"model": MODEL, "prompt": "hi"}
 PNG = "iVBORw0KGgo="
 CALL = {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}}
+
+
+def blocks(answer: httpx.Response) -> list[str]:
+    """The events of a Server-Sent Events body."""
+    return [block for block in answer.text.strip().split("\n\n") if block]
 
 
 def without(body: dict[str, Any], field: str) -> dict[str, Any]:
@@ -209,6 +215,8 @@ async def test_failures_mid_stream_end_with_the_dialects_error_event(settings: S
     assert last.startswith("event: error\n")
     assert '"message":"the model server left"' in last
     assert "response.completed" not in responses.text
+    numbers = [json.loads(b.split("data: ", 1)[1])["sequence_number"] for b in blocks(responses)]
+    assert numbers == list(range(len(numbers)))  # the error event continues the numbering
     assert legacy.text.endswith("data: [DONE]\n\n")
     assert '"message":"the model server left"' in legacy.text
 
