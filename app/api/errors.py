@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from app.core.errors import InvalidRequest, LlamaradaError, ModelNotFound
-from app.wire.anthropic import error_body as anthropic_error_body
+from app.wire.anthropic_reply import error_body as anthropic_error_body
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Anthropic's Messages requests, converted into the pipeline's chat request; its error shape.
+"""Anthropic's Messages requests, converted into the pipeline's chat request.
 
 A `/v1/messages` request becomes the same `ChatRequest` an equivalent `/api/chat` request would
 (the system prompt as the first message, blocks flattened, `max_tokens` as `num_predict`), so
@@ -13,20 +13,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.errors import InvalidRequest
 from app.llm.base import ChatRequest, Message, Options, Think
-
-# Anthropic's error types; the project's others are reported as the nearest of these.
-ERROR_TYPES = frozenset(
-    {
-        "invalid_request_error",
-        "authentication_error",
-        "permission_error",
-        "not_found_error",
-        "request_too_large",
-        "rate_limit_error",
-        "api_error",
-        "overloaded_error",
-    }
-)
 
 
 class Block(BaseModel):
@@ -328,22 +314,3 @@ def _prompt_chars(request: CountTokensRequest) -> int:
     for tool in request.tools or []:
         chars += len(tool.model_dump_json(exclude_none=True))
     return chars
-
-
-def error_type(status: int, project_type: str) -> str:
-    """The Anthropic error type for a project error."""
-    if project_type in ERROR_TYPES:
-        return project_type
-    if status == 413:
-        return "request_too_large"
-    if status == 429:
-        return "rate_limit_error"
-    return "invalid_request_error" if status < 500 else "api_error"
-
-
-def error_body(status: int, project_type: str, message: str) -> dict[str, Any]:
-    """Anthropic's error body."""
-    return {
-        "type": "error",
-        "error": {"type": error_type(status, project_type), "message": message},
-    }

@@ -1,4 +1,5 @@
-"""Answers in Anthropic's Messages shape: one `message` object, or its Server-Sent Events.
+"""Answers in Anthropic's Messages shape: one `message` object, or its Server-Sent Events; and
+Anthropic's error body.
 
 A stream reads, as Anthropic sends it:
 
@@ -20,8 +21,21 @@ from typing import Any
 from app.core.errors import LlamaradaError
 from app.llm.base import Chunk, merge_chunks
 from app.llm.completions import Reply
-from app.wire.anthropic import error_body
 from app.wire.stream import sse_event
+
+# Anthropic's error types; the project's others are reported as the nearest of these.
+ERROR_TYPES = frozenset(
+    {
+        "invalid_request_error",
+        "authentication_error",
+        "permission_error",
+        "not_found_error",
+        "request_too_large",
+        "rate_limit_error",
+        "api_error",
+        "overloaded_error",
+    }
+)
 
 
 def message_id() -> str:
@@ -207,3 +221,22 @@ def _closing(
 def sse_error(exc: LlamaradaError) -> bytes:
     """Anthropic's mid-stream error event."""
     return sse_event("error", error_body(exc.status_code, exc.error_type, exc.message))
+
+
+def error_type(status: int, project_type: str) -> str:
+    """The Anthropic error type for a project error."""
+    if project_type in ERROR_TYPES:
+        return project_type
+    if status == 413:
+        return "request_too_large"
+    if status == 429:
+        return "rate_limit_error"
+    return "invalid_request_error" if status < 500 else "api_error"
+
+
+def error_body(status: int, project_type: str, message: str) -> dict[str, Any]:
+    """Anthropic's error body."""
+    return {
+        "type": "error",
+        "error": {"type": error_type(status, project_type), "message": message},
+    }
