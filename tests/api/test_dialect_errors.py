@@ -234,3 +234,22 @@ async def test_a_missing_model_is_404_in_each_dialect(client: httpx.AsyncClient)
     for answer in (responses, legacy):
         assert answer.status_code == 404
         assert answer.json()["error"]["code"] == "model_not_found"
+
+
+async def test_an_oversize_body_is_413_in_each_dialect(settings: Settings) -> None:
+    limits = settings.limits.model_copy(update={"max_body_bytes": 1024})
+    small = settings.model_copy(update={"limits": limits})
+    words = [{"role": "user", "content": "word " * 400}]
+    async with app_client(create_app(small, backend=ScriptedBackend())) as client:
+        anthropic = await client.post("/v1/messages", json={**MESSAGES, "messages": words})
+        openai = await client.post("/v1/responses", json={**RESPONSES, "input": "word " * 400})
+    assert anthropic.status_code == 413
+    assert anthropic.json() == {
+        "type": "error",
+        "error": {
+            "type": "request_too_large",
+            "message": "the request body is over the 1024-byte limit",
+        },
+    }
+    assert openai.status_code == 413
+    assert openai.json()["error"]["type"] == "payload_too_large"
