@@ -107,7 +107,9 @@ class OllamaPool:
     @property
     def api_version(self) -> str | None:
         """The lowest Ollama version among the servers that answered: what every one speaks."""
-        return lowest_version(m.backend.version for m in self.members if m.backend.version)
+        # getattr: only Ollama servers report one; other upstream types have nothing to add.
+        versions = (getattr(m.backend, "version", None) for m in self.members)
+        return lowest_version(version for version in versions if isinstance(version, str))
 
     # Routing and admission ------------------------------------------------------------------
 
