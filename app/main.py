@@ -13,7 +13,17 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from app import __version__
 from app.agent.build import build_agent, mcp_servers
-from app.api import agent, batch, health, ollama, openai, openai_batch, rag
+from app.api import (
+    agent,
+    anthropic,
+    batch,
+    health,
+    ollama,
+    openai,
+    openai_batch,
+    openai_responses,
+    rag,
+)
 from app.api.access import AccessMiddleware, HostCheckMiddleware
 from app.api.docs import mount_docs
 from app.api.errors import ERROR_RESPONSES, install_error_handlers
@@ -104,7 +114,7 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
     app = FastAPI(
         title="Llamarada",
         version=__version__,
-        description="Self-hosted LLM gateway speaking the Ollama and OpenAI APIs.",
+        description="Self-hosted LLM gateway speaking the Ollama, OpenAI and Anthropic APIs.",
         lifespan=mcp.around(lifespan),
         responses=ERROR_RESPONSES,
         docs_url=None,  # mount_docs serves it without a CDN
@@ -140,6 +150,8 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
     app.include_router(health.router)
     app.include_router(ollama.router)
     app.include_router(openai.router)
+    app.include_router(openai_responses.router)
+    app.include_router(anthropic.router)
     app.include_router(agent.router)
     app.include_router(rag.router)
     app.include_router(batch.router)

@@ -12,6 +12,7 @@ from typing import Any
 from bench import (
     batch_throughput,
     cache_hit,
+    dialects,
     hot_path,
     http_protocol,
     proxy_overhead,
@@ -97,6 +98,9 @@ figures are medians unless marked p99. Servers run in their own processes, as cl
 """
         + kept
     )
+    print("API dialects: /v1/messages and /v1/responses vs /api/chat ...", flush=True)
+    cpu = dialects.cpu_per_request()
+    dialects.update_doc(dialects.section(dialects.run(), cpu, hot_path.DURATION, 3))
     print(f"wrote {DOC}")
     return 0
 

@@ -39,8 +39,17 @@ end
 """
 
 
-def wrk(url: str, path: str, body: str, *, clients: int, distinct: bool = True) -> dict[str, float]:
-    """Requests per second and latency percentiles (ms) of `clients` connections for DURATION."""
+def wrk(
+    url: str,
+    path: str,
+    body: str,
+    *,
+    clients: int,
+    distinct: bool = True,
+    duration: str = DURATION,
+) -> dict[str, float]:
+    """Requests per second and latency percentiles (ms) of `clients` connections for
+    `duration`."""
     binary = shutil.which("wrk")
     if binary is None:
         raise SystemExit("wrk is needed: apt-get install wrk (make bench installs it)")
@@ -48,7 +57,7 @@ def wrk(url: str, path: str, body: str, *, clients: int, distinct: bool = True) 
         index = "counter" if distinct else "0"
         script.write(_SCRIPT % {"path": path, "body": body, "index": index})
         script.flush()
-        command = [binary, "-t1", f"-c{clients}", f"-d{DURATION}", "--latency", "-s", script.name]
+        command = [binary, "-t1", f"-c{clients}", f"-d{duration}", "--latency", "-s", script.name]
         out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     latency = {

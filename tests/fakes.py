@@ -133,3 +133,22 @@ class CountingBackend:
     async def check(self) -> None:
         """Delegate."""
         await self.inner.check()
+
+
+@dataclass
+class ToolCallingBackend(ScriptedBackend):
+    """Asks for `get_weather` until it has the tool's result, then answers with it."""
+
+    def chat(self, request: ChatRequest) -> AsyncGenerator[Chunk, None]:
+        """A tool call, or the final answer once a tool result is in the messages."""
+        return self._answer(request)
+
+    async def _answer(self, request: ChatRequest) -> AsyncGenerator[Chunk, None]:
+        self.requests.append(request)
+        results = [m for m in request.messages if m.role == "tool"]
+        if request.tools and not results:
+            call = {"function": {"name": "get_weather", "arguments": {"city": "Monterrey"}}}
+            yield Chunk(tool_calls=[call])
+        else:
+            yield Chunk(content=f"It is {results[-1].content} in Monterrey.")
+        yield Chunk(done=True, done_reason="stop", prompt_eval_count=5, eval_count=3)

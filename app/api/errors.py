@@ -1,6 +1,8 @@
 """Every error becomes one JSON body, `{"error": {"type", "message"}}`, and never a traceback.
 
-On `/v1` the body is OpenAI's: the same object with `param` (the field) and `code` added.
+On `/v1` the body is OpenAI's: the same object with `param` (the field) and `code` added. On
+`/v1/messages` it is Anthropic's, `{"type": "error", "error": {"type", "message"}}`, with 400
+for a bad field as Anthropic answers (the message names the field).
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from app.core.errors import InvalidRequest, LlamaradaError, ModelNotFound
+from app.wire.anthropic_reply import error_body as anthropic_error_body
 
 logger = logging.getLogger(__name__)
+
+ANTHROPIC = "/v1/messages"  # the routes that answer in Anthropic's dialect, errors included
 
 
 class ErrorDetail(BaseModel):
@@ -71,11 +76,16 @@ def error_response(
     param: str | None = None,
     code: str | None = None,
 ) -> JSONResponse:
-    """The project's one error body, in OpenAI's variant on `/v1`."""
-    error: dict[str, Any] = {"type": error_type, "message": message}
-    if request.url.path.startswith("/v1/"):
-        error.update(param=param, code=code)
+    """The project's one error body, in OpenAI's variant on `/v1`, Anthropic's on `/v1/messages`."""
     headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    path = request.url.path
+    if path == ANTHROPIC or path.startswith(f"{ANTHROPIC}/"):
+        status = 400 if status == 422 else status
+        body = anthropic_error_body(status, error_type, message)
+        return JSONResponse(body, status_code=status, headers=headers)
+    error: dict[str, Any] = {"type": error_type, "message": message}
+    if path.startswith("/v1/"):
+        error.update(param=param, code=code)
     return JSONResponse({"error": error}, status_code=status, headers=headers)
 
 
@@ -86,11 +96,23 @@ def describe_validation(exc: RequestValidationError) -> tuple[int, str, str | No
         if error.get("type") == "json_invalid":
             detail = error.get("ctx", {}).get("error", "invalid JSON")
             return 400, f"the request body is not valid JSON: {detail}", None
-        loc = [str(part) for part in error.get("loc", ()) if part != "body"]
+        loc = [str(part) for part in error.get("loc", ()) if part != "body" and _is_field(part)]
         field = ".".join(loc) or "body"
         fields.append(field)
         problems.append(f"{field}: {error.get('msg', 'invalid value')}")
     return 422, "; ".join(problems), fields[0] if fields else None
+
+
+# What pydantic puts in an error's location to say which member of a union it tried.
+_MEMBER_LABELS = frozenset({"str", "int", "float", "bool", "none"})
+
+
+def _is_field(part: str | int) -> bool:
+    """Whether a part of a validation error's location names a field or an index, not a union
+    member (`str`, `list[...]`, a class name, a tag) that the client never wrote."""
+    if isinstance(part, int):
+        return True
+    return part not in _MEMBER_LABELS and "[" not in part and not part[:1].isupper()
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -6,7 +6,6 @@ result and the caller's key name: no header, so no key, ever reaches the logs.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -14,8 +13,10 @@ import uuid
 from collections.abc import Mapping
 
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api.errors import error_response
 from app.core.logging import request_id_var
 
 logger = logging.getLogger("app.access")
@@ -102,7 +103,7 @@ class BodyLimitMiddleware:
         max_bytes = self.limit_for(scope["path"])
         declared = Headers(scope=scope).get("content-length")
         if declared and declared.isdigit() and int(declared) > max_bytes:
-            await _too_large(send, max_bytes)
+            await _too_large(scope, send, max_bytes)
             return
         seen = 0
         too_large = False
@@ -126,20 +127,12 @@ class BodyLimitMiddleware:
 
         await self.app(scope, counting_receive, guarded_send)
         if too_large:
-            await _too_large(send, max_bytes)
+            await _too_large(scope, send, max_bytes)
 
 
-async def _too_large(send: Send, max_bytes: int) -> None:
+async def _too_large(scope: Scope, send: Send, max_bytes: int) -> None:
     message = f"the request body is over the {max_bytes}-byte limit"
-    body = json.dumps({"error": {"type": "payload_too_large", "message": message}}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    # The route's own dialect of the error body (Anthropic's on /v1/messages).
+    response = error_response(Request(scope), 413, "payload_too_large", message)
+    await send({"type": "http.response.start", "status": 413, "headers": response.raw_headers})
+    await send({"type": "http.response.body", "body": response.body})

@@ -15,6 +15,7 @@ from app.api.responses import JSON, streamed_reply
 from app.api.routing import JsonBodyRoute
 from app.core.errors import Forbidden
 from app.llm.base import ChatRequest, EmbedRequest, GenerateRequest
+from app.llm.version import api_version
 from app.wire.ollama import (
     LegacyEmbeddingsRequest,
     ShowRequest,
@@ -120,6 +121,8 @@ for _path, _methods in (
 
 
 @router.get("/api/version")
-async def version() -> dict[str, str]:
-    """The server's version, as Ollama reports its own."""
-    return {"version": __version__}
+async def version(completions: CompletionsDep) -> JSON:
+    """The Ollama API version served (the pool's lowest upstream's, with Ollama upstreams), and
+    the gateway's own version in `llamarada_version` and the `X-Llamarada-Version` header."""
+    body = {"version": api_version(completions.backend), "llamarada_version": __version__}
+    return JSON(body, headers={"X-Llamarada-Version": __version__})

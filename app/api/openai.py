@@ -1,4 +1,4 @@
-"""OpenAI-compatible routes: chat completions (SSE when streaming), embeddings, models."""
+"""OpenAI-compatible routes: chat and legacy completions (SSE if streaming), embeddings, models."""
 
 from __future__ import annotations
 
@@ -21,9 +21,11 @@ from app.wire.openai import (
     chunk_events,
     completion,
     model_object,
+    named_as,
     openai_field,
     sse_error,
 )
+from app.wire.openai_legacy import CompletionRequest, completion_events, text_completion
 from app.wire.stream import SSE, guarded
 
 router = APIRouter(prefix="/v1", tags=["openai"], route_class=JsonBodyRoute)
@@ -44,6 +46,25 @@ async def chat_completions(body: ChatCompletionRequest, call: ModelCallDep) -> R
         usage = bool(body.stream_options and body.stream_options.include_usage)
         return streamed_reply(reply, guarded(chunk_events(reply, usage), sse_error, DONE), SSE)
     return JSON(await completion(reply), headers={"X-Cache": reply.cache.value})
+
+
+@router.post(
+    "/completions",
+    response_model=None,
+    responses=streamed(SSE, "text_completion chunks, then [DONE]"),
+)
+async def completions(body: CompletionRequest, call: ModelCallDep) -> Response:
+    """Complete a prompt (OpenAI's legacy API); Server-Sent Events when `stream`."""
+    generate = body.to_generate_request()
+    try:
+        reply = await call.completions.generate(generate, call.policy, caller=call.caller)
+    except InvalidRequest as exc:  # named as the completions request names the field
+        raise named_as(exc, {"options.num_predict": "max_tokens"}) from None
+    if body.stream:
+        usage = bool(body.stream_options and body.stream_options.include_usage)
+        events = completion_events(reply, usage)
+        return streamed_reply(reply, guarded(events, sse_error, DONE), SSE)
+    return JSON(await text_completion(reply), headers={"X-Cache": reply.cache.value})
 
 
 @router.post("/embeddings")

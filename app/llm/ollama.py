@@ -41,6 +41,7 @@ class OllamaBackend:
             transport=transport,
         )
         self._connect_timeout = connect_timeout
+        self.version: str | None = None  # the server's `/api/version`, as last checked
 
     async def start(self) -> None:
         """Nothing to load: the server may come up later, and readiness reports it."""
@@ -150,8 +151,9 @@ class OllamaBackend:
         return models
 
     async def check(self) -> None:
-        """GET `/api/version` within the connect timeout."""
-        await self._json("GET", "/api/version", timeout=self._connect_timeout)
+        """GET `/api/version` within the connect timeout, and remember the version."""
+        data = await self._json("GET", "/api/version", timeout=self._connect_timeout)
+        self.version = str(data.get("version") or "") or None
 
     async def _json(self, method: str, path: str, model: str = "", **kwargs: Any) -> Any:
         async with self._request(method, path, model, **kwargs) as response:

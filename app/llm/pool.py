@@ -31,6 +31,7 @@ from app.core.errors import (
 from app.core.metrics import Metrics
 from app.llm.base import ChatRequest, Chunk, Embeddings, GenerateRequest, ModelInfo
 from app.llm.ollama import OllamaBackend
+from app.llm.version import lowest_version
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +104,13 @@ class OllamaPool:
                 await self._health_task
         for member in self.members:
             await member.backend.aclose()
+
+    @property
+    def api_version(self) -> str | None:
+        """The lowest Ollama version among the servers that answered: what every one speaks."""
+        # getattr: only Ollama servers report one; other upstream types have nothing to add.
+        versions = (getattr(m.backend, "version", None) for m in self.members)
+        return lowest_version(version for version in versions if isinstance(version, str))
 
     # Routing and admission ------------------------------------------------------------------
 

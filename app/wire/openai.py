@@ -400,8 +400,15 @@ def usage(chunk: Chunk) -> dict[str, int]:
 
 def openai_field(exc: InvalidRequest) -> InvalidRequest:
     """A refusal of the internal request's `format`, naming the field the OpenAI request used."""
+    return named_as(exc, {"format": "response_format.json_schema.schema"})
+
+
+def named_as(exc: InvalidRequest, names: dict[str, str]) -> InvalidRequest:
+    """A refusal of a field of the internal request (`format`, `options.num_predict`, ...),
+    naming instead the dialect's field it came from (`names`: internal -> the dialect's)."""
     field = exc.field or ""
-    if field != "format" and not field.startswith("format."):
-        return exc
-    reason = exc.message.removeprefix(f"{field}: ")
-    return InvalidRequest(reason, field="response_format.json_schema.schema" + field[6:])
+    for internal, external in names.items():
+        if field == internal or field.startswith(f"{internal}."):
+            reason = exc.message.removeprefix(f"{field}: ")
+            return InvalidRequest(reason, field=external + field[len(internal) :])
+    return exc

@@ -3,8 +3,12 @@
 Once a stream has started (status 200, first bytes sent), an error can only be reported inside it:
 
     NDJSON (Ollama's routes and Llamarada's own)   {"error": "<message>", "error_type": "<type>"}
-    SSE, OpenAI                                     data: {"error": {"message", "type", ...}}
+    SSE, OpenAI chat and completions                data: {"error": {"message", "type", ...}}
                                                     then data: [DONE]
+    SSE, Anthropic Messages                         event: error
+                                                    data: {"type": "error", "error": {...}}
+    SSE, OpenAI Responses                           event: error
+                                                    data: {"type": "error", "code", "message", ...}
 
 Ollama's clients read the `error` string; the browser app reads this one shape everywhere.
 """
@@ -28,6 +32,11 @@ INTERNAL = "internal error; see the server log"
 def json_line(data: Any) -> bytes:
     """One NDJSON line."""
     return dumps(data) + b"\n"
+
+
+def sse_event(event: str, data: Any) -> bytes:
+    """One named Server-Sent Event (Anthropic's and the Responses API's streams)."""
+    return b"event: " + event.encode() + b"\ndata: " + dumps(data) + b"\n\n"
 
 
 def ndjson_error(exc: LlamaradaError) -> dict[str, str]:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any
 
 import ollama
@@ -14,9 +13,9 @@ from langchain_ollama import ChatOllama, OllamaEmbeddings
 from langchain_openai import ChatOpenAI
 
 from app.core.config import Settings
-from app.llm.base import ChatRequest, Chunk
+from app.llm.base import ChatRequest
 from app.main import create_app
-from tests.fakes import ScriptedBackend
+from tests.fakes import ToolCallingBackend
 from tests.servers import serve_in_thread
 
 MODEL = "smollm2:135m"
@@ -174,25 +173,6 @@ def test_langchain_chat_ollama_embeddings_and_chat_openai(url: str) -> None:
     assert streamed == answer.content
     assert len(vectors) == 2
     assert len(vectors[0]) > 100
-
-
-@dataclass
-class ToolCallingBackend(ScriptedBackend):
-    """Asks for `get_weather` until it has the tool's result, then answers with it."""
-
-    def chat(self, request: ChatRequest) -> AsyncGenerator[Chunk, None]:
-        """A tool call, or the final answer once a tool result is in the messages."""
-        return self._answer(request)
-
-    async def _answer(self, request: ChatRequest) -> AsyncGenerator[Chunk, None]:
-        self.requests.append(request)
-        results = [m for m in request.messages if m.role == "tool"]
-        if request.tools and not results:
-            call = {"function": {"name": "get_weather", "arguments": {"city": "Monterrey"}}}
-            yield Chunk(tool_calls=[call])
-        else:
-            yield Chunk(content=f"It is {results[-1].content} in Monterrey.")
-        yield Chunk(done=True, done_reason="stop", prompt_eval_count=5, eval_count=3)
 
 
 def test_openai_sdk_tools_round_trip(settings: Settings, request: pytest.FixtureRequest) -> None:

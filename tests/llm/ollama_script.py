@@ -26,6 +26,7 @@ class Script:
     tool_calls: list[Any] | None = None  # sent with the first piece
     bodies: list[dict[str, Any]] = field(default_factory=list)
     closed_early: int = 0  # streams the client stopped reading
+    version: str = "0.12.0"  # what `/api/version` answers
 
 
 def scripted_ollama(script: Script) -> FastAPI:
@@ -34,7 +35,7 @@ def scripted_ollama(script: Script) -> FastAPI:
 
     @app.get("/api/version")
     async def version() -> dict[str, str]:
-        return {"version": "0.12.0"}
+        return {"version": script.version}
 
     @app.get("/api/tags")
     async def tags() -> dict[str, Any]:

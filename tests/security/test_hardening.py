@@ -17,8 +17,11 @@ from app.batch.records import BatchRequest
 from app.llm.base import ChatRequest, EmbedRequest, GenerateRequest
 from app.main import create_app
 from app.rag.schemas import CollectionCreate, QueryRequest, SearchRequest, TextUpload
+from app.wire.anthropic import CountTokensRequest, MessagesRequest
 from app.wire.ollama import LegacyEmbeddingsRequest, ShowRequest
 from app.wire.openai import ChatCompletionRequest, EmbeddingRequest
+from app.wire.openai_legacy import CompletionRequest
+from app.wire.responses import ResponsesRequest
 from tests.conftest import app_client
 from tests.fakes import ScriptedBackend
 from tests.security.conftest import ALICE, MODEL, auth, secured
@@ -174,6 +177,10 @@ REQUEST_MODELS = [
     TextUpload,
     BatchRequest,
     BatchCreate,
+    MessagesRequest,
+    CountTokensRequest,
+    ResponsesRequest,
+    CompletionRequest,
 ]
 
 
