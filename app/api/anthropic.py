@@ -29,8 +29,9 @@ router = APIRouter(prefix=ANTHROPIC, tags=["anthropic"], route_class=JsonBodyRou
 async def messages(body: MessagesRequest, call: ModelCallDep) -> Response:
     """Send a conversation, get the model's next turn (`kb:<collection>`: a cited answer)."""
     estimated = body.estimated_tokens()
+    request = body.to_chat_request(call.chat.completions.limits.max_num_predict)
     try:
-        reply = await call.chat.chat(body.to_chat_request(), call.policy, caller=call.caller)
+        reply = await call.chat.chat(request, call.policy, caller=call.caller)
     except InvalidRequest as exc:  # named as the Anthropic request names the field
         raise named_as(exc, FIELDS) from None
     if body.stream:

@@ -190,8 +190,10 @@ class MessagesRequest(CountTokensRequest):
     speed: Literal["standard", "fast"] | None = None
     inference_geo: str | None = None
 
-    def to_chat_request(self) -> ChatRequest:
-        """The same request in the project's (Ollama's) shape."""
+    def to_chat_request(self, max_tokens_cap: int) -> ChatRequest:
+        """The same request in the project's (Ollama's) shape. `max_tokens` is required here, so
+        clients send a generous budget (Claude Code asks for 32000): above the gateway's cap it
+        is lowered to the cap, and an answer cut there ends with `stop_reason: "max_tokens"`."""
         choice = self.tool_choice.type if self.tool_choice else "auto"
         if choice in ("any", "tool"):
             raise InvalidRequest(
@@ -199,7 +201,7 @@ class MessagesRequest(CountTokensRequest):
                 field="tool_choice.type",
             )
         options = Options(
-            num_predict=self.max_tokens,
+            num_predict=min(self.max_tokens, max_tokens_cap),
             temperature=self.temperature,
             top_p=self.top_p,
             top_k=self.top_k,

@@ -299,6 +299,18 @@ async def test_contract_responses_cut_short_is_incomplete(settings: Settings) ->
     assert cut["stop_reason"] == "max_tokens"
 
 
+async def test_anthropic_max_tokens_above_the_cap_is_lowered_to_it(settings: Settings) -> None:
+    """`max_tokens` is required, so clients send a budget (Claude Code: 32000), not a limit."""
+    backend = ScriptedBackend(done_reason="length")
+    async with app_client(create_app(settings, backend=backend)) as client:
+        cut = await client.post("/v1/messages", json=message() | {"max_tokens": 32000})
+    assert cut.status_code == 200, cut.text
+    assert cut.json()["stop_reason"] == "max_tokens"
+    options = backend.requests[0].options
+    assert options is not None
+    assert options.num_predict == settings.limits.max_num_predict
+
+
 async def test_contract_responses_function_call(settings: Settings) -> None:
     tool = {"type": "function", "name": "get_weather", "parameters": {"type": "object"}}
     async with app_client(create_app(settings, backend=ToolCallingBackend())) as client:

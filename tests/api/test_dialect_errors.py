@@ -48,7 +48,6 @@ ANTHROPIC_CASES = [
     # numbers out of range, or of the wrong type
     ({**MESSAGES, "max_tokens": 0}, "max_tokens"),
     ({**MESSAGES, "max_tokens": "16"}, "max_tokens"),
-    ({**MESSAGES, "max_tokens": 10**6}, "max_tokens"),  # over the gateway's cap
     ({**MESSAGES, "temperature": 1.5}, "temperature"),
     ({**MESSAGES, "top_p": -0.1}, "top_p"),
     ({**MESSAGES, "top_k": -1}, "top_k"),
