@@ -110,10 +110,16 @@ class CompletionService:
             )
         self._check_prompt_size(sum(len(m.content) for m in request.messages), "messages")
         check_format(request.format, self.limits)
+        own_limit = _own_limit(request.options)
         resolved = await self._resolved(request.model, request.options, caller)
         request = request.model_copy(update=resolved)
         return await self._serve(
-            "chat", request, lambda: self.backend.chat(request), policy, self._scope(caller)
+            "chat",
+            request,
+            lambda: self.backend.chat(request),
+            policy,
+            self._scope(caller),
+            own_limit=own_limit,
         )
 
     async def generate(
@@ -124,6 +130,7 @@ class CompletionService:
             return await self._load(request.model, request.keep_alive, caller)
         self._check_prompt_size(len(request.prompt) + len(request.system or ""), "prompt")
         check_format(request.format, self.limits)
+        own_limit = _own_limit(request.options)
         resolved = await self._resolved(request.model, request.options, caller)
         request = request.model_copy(update=resolved)
         return await self._serve(
@@ -132,6 +139,7 @@ class CompletionService:
             lambda: self.backend.generate(request),
             policy,
             self._scope(caller),
+            own_limit=own_limit,
         )
 
     def _scope(self, caller: Principal) -> str | None:
@@ -227,6 +235,8 @@ class CompletionService:
         produce: Callable[[], AsyncGenerator[Chunk, None]],
         policy: CachePolicy,
         scope: str | None,
+        *,
+        own_limit: bool,
     ) -> Reply:
         started = time.perf_counter()
         model = request.model
@@ -236,7 +246,7 @@ class CompletionService:
             logger.debug("completion request", extra={"route": route, "model": model, **prompt})
         self._metrics.active_requests.labels(model=model).inc()
         try:
-            status, chunks = await self._open(key, model, produce, policy)
+            status, chunks = await self._open(key, model, produce, policy, own_limit)
             first = await anext(chunks)
         except StopAsyncIteration:
             self._finish(model, started, error=True)
@@ -253,6 +263,7 @@ class CompletionService:
         model: str,
         produce: Callable[[], AsyncGenerator[Chunk, None]],
         policy: CachePolicy,
+        own_limit: bool,
     ) -> tuple[CacheStatus, AsyncIterator[Chunk]]:
         """Chunks from the cache, from a generation in flight, or from a new generation."""
         status = CacheStatus.BYPASS
@@ -274,12 +285,13 @@ class CompletionService:
 
         flight = self._flights.get(key)
         if flight is None or not flight.joinable:
-            flight = Flight(produce(), self._on_finish(key, model, cache if policy.write else None))
+            store = cache if policy.write else None
+            flight = Flight(produce(), self._on_finish(key, model, store, own_limit))
             self._flights[key] = flight
         return status, flight.follow()
 
     def _on_finish(
-        self, key: str, model: str, cache: ResponseCache | None
+        self, key: str, model: str, cache: ResponseCache | None, own_limit: bool
     ) -> Callable[[Flight], Awaitable[None]]:
         async def finish(flight: Flight) -> None:
             if self._flights.get(key) is flight:
@@ -289,8 +301,9 @@ class CompletionService:
             last = flight.chunks[-1]
             self._metrics.tokens.labels(model=model, kind="prompt").inc(last.prompt_eval_count)
             self._metrics.tokens.labels(model=model, kind="completion").inc(last.eval_count)
-            # A cut-off answer is not what the request would get with room to finish.
-            if cache is None or last.done_reason == "length":
+            # An answer cut by the server's cap is not what the request would get with room to
+            # finish; one cut by the client's own limit is, and its key holds that limit.
+            if cache is None or (last.done_reason == "length" and not own_limit):
                 return
             try:
                 await cache.set(key, encode_chunks(flight.chunks))
@@ -348,6 +361,12 @@ async def replay(chunks: list[Chunk]) -> AsyncIterator[Chunk]:
     """Chunks already at hand as an answer's stream (a cache hit, a fixed answer)."""
     for chunk in chunks:
         yield chunk
+
+
+def _own_limit(options: Options | None) -> bool:
+    """Whether the client set the answer's length limit itself (then a cut answer is the one
+    the same request gets again, and may be stored)."""
+    return options is not None and options.num_predict is not None and options.num_predict >= 0
 
 
 def _ns_since(started: float) -> int:
