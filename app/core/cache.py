@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any, Protocol, cast
 
 import orjson
+import redis.asyncio as aioredis
 from cachetools import TTLCache
 
 from app.core.config import Settings
@@ -124,6 +125,11 @@ class RedisCache:
             "response cache available again",
             retry_pause=retry_pause,
         )
+
+    @property
+    def client(self) -> aioredis.Redis:
+        """The Redis client, shared with what lives next to the cache (leases, vectors)."""
+        return self._client
 
     async def get(self, key: str) -> bytes | None:
         """The stored value, or None."""

@@ -286,6 +286,13 @@ class Settings(BaseSettings):
         description="key: each API key gets its own cache entries, so a HIT never tells one "
         "key what another asked",
     )
+    flight_lease: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="seconds a generation's lease lasts unrenewed (Redis): then another "
+        "process takes over from a dead one",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     embedded: EmbeddedSettings = EmbeddedSettings()
     pool: PoolSettings = PoolSettings()

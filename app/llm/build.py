@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from app.core.cache import ResponseCache
+from app.core.cache import RedisCache, ResponseCache
 from app.core.config import Settings
 from app.core.metrics import Metrics
 from app.llm.base import Backend
 from app.llm.completions import CompletionService
+from app.llm.relay import Relay
 
 
 def build_backend(settings: Settings, metrics: Metrics) -> Backend:
@@ -41,4 +42,7 @@ def build_completions(
         settings.limits,
         settings.default_model,
         cache_scope=settings.cache_scope,
+        relay=Relay(cache.client, lease=settings.flight_lease)
+        if isinstance(cache, RedisCache)
+        else None,
     )

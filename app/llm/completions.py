@@ -32,6 +32,7 @@ from app.llm.base import (
     Options,
 )
 from app.llm.flight import Flight
+from app.llm.relay import Relay
 from app.llm.schema_limits import check_format
 
 logger = logging.getLogger(__name__)
@@ -89,6 +90,7 @@ class CompletionService:
         default_model: str,
         *,
         cache_scope: str = "shared",
+        relay: Relay | None = None,
     ) -> None:
         self.backend = backend
         self._cache = cache
@@ -97,6 +99,7 @@ class CompletionService:
         self._default_model = default_model
         self._per_key = cache_scope == "key"
         self._flights: dict[str, Flight] = {}
+        self._relay = relay  # one generation per key across processes, with Redis
         self._models: tuple[float, list[ModelInfo]] | None = None
 
     async def chat(self, request: ChatRequest, policy: CachePolicy, *, caller: Principal) -> Reply:
@@ -286,7 +289,8 @@ class CompletionService:
         flight = self._flights.get(key)
         if flight is None or not flight.joinable:
             store = cache if policy.write else None
-            flight = Flight(produce(), self._on_finish(key, model, store, own_limit))
+            source = produce() if self._relay is None else self._relay.source(key, produce)
+            flight = Flight(source, self._on_finish(key, model, store, own_limit))
             self._flights[key] = flight
         return status, flight.follow()
 
