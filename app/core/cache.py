@@ -38,6 +38,18 @@ class CacheStatus(StrEnum):
 
 
 @dataclass(frozen=True)
+class CacheHit:
+    """How a HIT was found (`X-Cache-Kind`) and, for a semantic one, how similar the question
+    was (`X-Cache-Similarity`)."""
+
+    kind: str  # exact | semantic
+    similarity: float | None = None
+
+
+EXACT_HIT = CacheHit("exact")
+
+
+@dataclass(frozen=True)
 class CachePolicy:
     """Whether a request may read and write the cache, from its `Cache-Control` header."""
 

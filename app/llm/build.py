@@ -5,6 +5,7 @@ from __future__ import annotations
 from app.core.cache import RedisCache, ResponseCache
 from app.core.config import Settings
 from app.core.metrics import Metrics
+from app.core.semantic import Embed, SemanticCache
 from app.llm.base import Backend
 from app.llm.completions import CompletionService
 from app.llm.relay import Relay
@@ -32,9 +33,25 @@ def build_backend(settings: Settings, metrics: Metrics) -> Backend:
 
 
 def build_completions(
-    settings: Settings, backend: Backend, cache: ResponseCache | None, metrics: Metrics
+    settings: Settings,
+    backend: Backend,
+    cache: ResponseCache | None,
+    metrics: Metrics,
+    *,
+    embed: Embed | None = None,
 ) -> CompletionService:
-    """The completion pipeline over a backend and the response cache."""
+    """The completion pipeline over a backend and the response cache; with `embed` and
+    LLAMARADA_SEMANTIC_CACHE, a semantic cache behind the exact one."""
+    client = cache.client if isinstance(cache, RedisCache) else None
+    semantic = None
+    if settings.semantic_cache and cache is not None and embed is not None:
+        semantic = SemanticCache(
+            embed,
+            threshold=settings.semantic_threshold,
+            ttl=settings.cache_ttl,
+            max_entries=settings.semantic_max_entries,
+            client=client,
+        )
     return CompletionService(
         backend,
         cache,
@@ -42,7 +59,7 @@ def build_completions(
         settings.limits,
         settings.default_model,
         cache_scope=settings.cache_scope,
-        relay=Relay(cache.client, lease=settings.flight_lease)
-        if isinstance(cache, RedisCache)
-        else None,
+        relay=Relay(client, lease=settings.flight_lease) if client is not None else None,
+        semantic=semantic,
+        semantic_max_temperature=settings.semantic_max_temperature,
     )

@@ -11,7 +11,14 @@ from typing import Any
 import orjson
 
 from app.core.auth import Principal
-from app.core.cache import CachePolicy, CacheStatus, ResponseCache, cache_key
+from app.core.cache import (
+    EXACT_HIT,
+    CacheHit,
+    CachePolicy,
+    CacheStatus,
+    ResponseCache,
+    cache_key,
+)
 from app.core.config import LimitSettings
 from app.core.errors import (
     CacheUnavailable,
@@ -22,6 +29,7 @@ from app.core.errors import (
 )
 from app.core.metrics import Metrics
 from app.core.quota import record_tokens
+from app.core.semantic import SemanticCache, SemanticQuery
 from app.llm.base import (
     Backend,
     ChatRequest,
@@ -34,6 +42,7 @@ from app.llm.base import (
 from app.llm.flight import Flight
 from app.llm.relay import Relay
 from app.llm.schema_limits import check_format
+from app.llm.semantic_key import semantic_query
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +59,7 @@ class Reply:
     chunks: AsyncIterator[Chunk]
     cache: CacheStatus
     sources: list[dict[str, Any]] | None = None
+    hit: CacheHit | None = None  # on a HIT: exact or semantic, and how similar
 
 
 def encode_chunks(chunks: list[Chunk]) -> bytes:
@@ -91,6 +101,8 @@ class CompletionService:
         *,
         cache_scope: str = "shared",
         relay: Relay | None = None,
+        semantic: SemanticCache | None = None,
+        semantic_max_temperature: float = 0.3,
     ) -> None:
         self.backend = backend
         self._cache = cache
@@ -100,10 +112,20 @@ class CompletionService:
         self._per_key = cache_scope == "key"
         self._flights: dict[str, Flight] = {}
         self._relay = relay  # one generation per key across processes, with Redis
+        self._semantic = semantic
+        self._semantic_max_temperature = semantic_max_temperature
         self._models: tuple[float, list[ModelInfo]] | None = None
 
-    async def chat(self, request: ChatRequest, policy: CachePolicy, *, caller: Principal) -> Reply:
-        """Start answering a chat with a model the caller's key may use."""
+    async def chat(
+        self,
+        request: ChatRequest,
+        policy: CachePolicy,
+        *,
+        caller: Principal,
+        question: str | None = None,
+    ) -> Reply:
+        """Start answering a chat with a model the caller's key may use; `question` is the part
+        of the last message the semantic cache compares (default: all of it)."""
         if not request.messages:
             return await self._load(request.model, request.keep_alive, caller)
         if len(request.messages) > self.limits.max_messages:
@@ -123,6 +145,7 @@ class CompletionService:
             policy,
             self._scope(caller),
             own_limit=own_limit,
+            question=question,
         )
 
     async def generate(
@@ -240,16 +263,26 @@ class CompletionService:
         scope: str | None,
         *,
         own_limit: bool,
+        question: str | None = None,
     ) -> Reply:
         started = time.perf_counter()
         model = request.model
         key = request_key(route, request, scope)
+        query = None
+        if self._semantic is not None:
+            query = semantic_query(
+                route,
+                request,
+                scope,
+                max_temperature=self._semantic_max_temperature,
+                question=question,
+            )
         if logger.isEnabledFor(logging.DEBUG):  # prompts are the users' words: debug only
             prompt = request.model_dump(mode="json", include={"messages", "prompt", "system"})
             logger.debug("completion request", extra={"route": route, "model": model, **prompt})
         self._metrics.active_requests.labels(model=model).inc()
         try:
-            status, chunks = await self._open(key, model, produce, policy, own_limit)
+            status, hit, chunks = await self._open(key, model, query, produce, policy, own_limit)
             first = await anext(chunks)
         except StopAsyncIteration:
             self._finish(model, started, error=True)
@@ -258,17 +291,20 @@ class CompletionService:
             self._finish(model, started, error=True)
             raise
         metered = status != CacheStatus.HIT  # a cached answer costs the caller no tokens
-        return Reply(model, self._observe(model, started, first, chunks, metered), status)
+        observed = self._observe(model, started, first, chunks, metered)
+        return Reply(model, observed, status, hit=hit)
 
     async def _open(
         self,
         key: str,
         model: str,
+        query: SemanticQuery | None,
         produce: Callable[[], AsyncGenerator[Chunk, None]],
         policy: CachePolicy,
         own_limit: bool,
-    ) -> tuple[CacheStatus, AsyncIterator[Chunk]]:
-        """Chunks from the cache, from a generation in flight, or from a new generation."""
+    ) -> tuple[CacheStatus, CacheHit | None, AsyncIterator[Chunk]]:
+        """Chunks from the cache (exact, then semantic), from a generation in flight, or from a
+        new generation."""
         status = CacheStatus.BYPASS
         cache = self._cache
         if cache is not None and policy.read:
@@ -278,9 +314,13 @@ class CompletionService:
                 self._metrics.cache_requests.labels(result="error").inc()
                 cache = None
             else:
-                if stored is not None:
+                hit: CacheHit | None = EXACT_HIT
+                if stored is None and query is not None:
+                    hit, stored = await self._similar(cache, query)
+                if stored is not None and hit is not None:
                     self._metrics.cache_requests.labels(result="hit").inc()
-                    return CacheStatus.HIT, replay(decode_chunks(stored))
+                    self._metrics.cache_hits.labels(kind=hit.kind).inc()
+                    return CacheStatus.HIT, hit, replay(decode_chunks(stored))
                 self._metrics.cache_requests.labels(result="miss").inc()
                 status = CacheStatus.MISS
         elif cache is not None:
@@ -290,12 +330,32 @@ class CompletionService:
         if flight is None or not flight.joinable:
             store = cache if policy.write else None
             source = produce() if self._relay is None else self._relay.source(key, produce)
-            flight = Flight(source, self._on_finish(key, model, store, own_limit))
+            flight = Flight(source, self._on_finish(key, model, query, store, own_limit))
             self._flights[key] = flight
-        return status, flight.follow()
+        return status, None, flight.follow()
+
+    async def _similar(
+        self, cache: ResponseCache, query: SemanticQuery
+    ) -> tuple[CacheHit | None, bytes | None]:
+        """The stored answer to a question close enough to this one, if any."""
+        assert self._semantic is not None
+        try:
+            found = await self._semantic.lookup(query)
+            if found is None:
+                return None, None
+            return CacheHit("semantic", found.similarity), await cache.get(found.key)
+        except Exception as exc:  # the semantic layer fails open, whatever failed
+            self._metrics.cache_requests.labels(result="error").inc()
+            logger.warning("semantic cache lookup failed", extra={"error": str(exc)})
+            return None, None
 
     def _on_finish(
-        self, key: str, model: str, cache: ResponseCache | None, own_limit: bool
+        self,
+        key: str,
+        model: str,
+        query: SemanticQuery | None,
+        cache: ResponseCache | None,
+        own_limit: bool,
     ) -> Callable[[Flight], Awaitable[None]]:
         async def finish(flight: Flight) -> None:
             if self._flights.get(key) is flight:
@@ -311,8 +371,12 @@ class CompletionService:
                 return
             try:
                 await cache.set(key, encode_chunks(flight.chunks))
+                if query is not None and self._semantic is not None:
+                    await self._semantic.add(query, key)
             except CacheUnavailable:
                 self._metrics.cache_requests.labels(result="error").inc()
+            except Exception as exc:  # an embedding that failed: the answer is stored anyway
+                logger.warning("semantic cache entry not added", extra={"error": str(exc)})
 
         return finish
 
