@@ -290,7 +290,7 @@ class Settings(BaseSettings):
         default=False, description="true: similar questions share answers, behind the exact cache"
     )
     semantic_threshold: float = Field(
-        default=0.85,
+        default=0.827,
         gt=0,
         le=1,
         description="cosine similarity a semantic hit needs (calibrated: make eval-semantic)",

@@ -101,6 +101,52 @@ _UNITS = {
 }
 _UNIT_OF = {word: unit for unit, words in _UNITS.items() for word in words.split()}
 
+# Named languages count as names, in both languages ("from English to French", "del español
+# al inglés").
+_LANGUAGE_NAMES = {
+    "en": "english inglés ingles",
+    "es": "spanish español espanol castellano",
+    "fr": "french francés frances",
+    "de": "german alemán aleman",
+    "it": "italian italiano",
+    "pt": "portuguese portugués portugues",
+    "zh": "chinese chino mandarin mandarín",
+    "ja": "japanese japonés japones",
+    "ru": "russian ruso",
+    "ar": "arabic árabe arabe",
+}
+_LANGUAGE_OF = {word: code for code, words in _LANGUAGE_NAMES.items() for word in words.split()}
+
+# Opposite ends of one scale: "the fastest" and "the slowest" embed almost alike, and "lower"
+# and "raise", "benefits" and "risks". A question keeps its ends, or is another question.
+_POLES = {
+    "amount+": "increase increases raise higher more most up rise grow gain aumentar aumento "
+    "subir subo sube más mayor incrementar",
+    "amount-": "decrease decreases lower less least fewer down fall reduce lose bajar bajo baja "
+    "menos menor reducir disminuir",
+    "speed+": "fast faster fastest quick quickly rápido rápida rápidos rapido",
+    "speed-": "slow slower slowest lento lenta lentos",
+    "size+": "big bigger biggest large larger largest huge grande grandes enorme",
+    "size-": "small smaller smallest little tiny pequeño pequeña pequeños chico",
+    "quality+": "good better best bueno buena mejor mejores",
+    "quality-": "bad worse worst malo mala peor peores",
+    "price+": "expensive pricey caro cara costoso",
+    "price-": "cheap cheaper cheapest barato barata económico",
+    "heat+": "hot hotter warm caliente calor cálido",
+    "heat-": "cold colder cool frío fría frio",
+    "change+": "add create install insert añadir añado agregar agrego crear creo instalar",
+    "change-": "delete remove uninstall drop borrar borro eliminar elimino quitar quito "
+    "desinstalar",
+    "sense+": "synonym synonyms sinónimo sinónimos sinonimo",
+    "sense-": "antonym antonyms antónimo antónimos antonimo opposite contrario",
+    "outcome+": "benefit benefits advantage advantages pros beneficio beneficios ventaja ventajas",
+    "outcome-": "risk risks disadvantage disadvantages cons danger dangers riesgo riesgos "
+    "desventaja desventajas peligro peligros",
+    "time+": "after later después despues",
+    "time-": "before earlier antes",
+}
+_POLE_OF = {word: pole for pole, words in _POLES.items() for word in words.split()}
+
 # Words that mark a direction: with one present, names and units count in their order.
 _DIRECTIONS = _words(
     "from to into than vs versus before after de desde a al hacia hasta en que antes después "
@@ -137,7 +183,8 @@ class Traits:
 
     numbers: tuple[str, ...]
     negated: bool
-    names: tuple[str, ...]  # named entities and units, in the order they appear
+    names: tuple[str, ...]  # named entities, languages and units, in the order they appear
+    poles: tuple[str, ...]  # ends of scales named (fastest, lower, risks...), sorted
     directed: bool
     language: str  # "en", "es" or "" when it cannot tell
 
@@ -150,6 +197,7 @@ def traits(text: str) -> Traits:
     """The traits of a question."""
     numbers: list[str] = []
     names: list[str] = []
+    poles: set[str] = set()
     negated = directed = False
     english = spanish = 0
     marks = sum(text.count(c) for c in "ñ¿¡áéíóú")
@@ -167,13 +215,19 @@ def traits(text: str) -> Traits:
                 negated = True
             elif folded in _UNIT_OF:
                 names.append("unit:" + _UNIT_OF[folded])
+            elif folded in _LANGUAGE_OF:
+                names.append("language:" + _LANGUAGE_OF[folded])
             elif word[0].isupper() and (index > 0 or folded not in _COMMON):
                 names.append(folded)
             if folded in _DIRECTIONS:
                 directed = True
+            if folded in _POLE_OF:
+                poles.add(_POLE_OF[folded])
     spanish += marks
     language = "en" if english > spanish else "es" if spanish > english else ""
-    return Traits(tuple(sorted(numbers)), negated, tuple(names), directed, language)
+    return Traits(
+        tuple(sorted(numbers)), negated, tuple(names), tuple(sorted(poles)), directed, language
+    )
 
 
 def veto(a: Traits, b: Traits) -> str | None:
@@ -186,6 +240,8 @@ def veto(a: Traits, b: Traits) -> str | None:
         return "negation"
     if set(a.names) != set(b.names):
         return "entity"
+    if a.poles != b.poles:
+        return "polarity"
     if (a.directed or b.directed) and a.names != b.names:
         return "direction"
     return None
