@@ -13,7 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from app import __version__
 from app.agent.build import build_agent
-from app.api import agent, batch, health, ollama, openai, openai_batch, rag
+from app.api import admin, agent, batch, health, ollama, openai, openai_batch, rag
 from app.api.access import AccessMiddleware, HostCheckMiddleware
 from app.api.docs import mount_docs
 from app.api.errors import ERROR_RESPONSES, install_error_handlers
@@ -144,6 +144,7 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
     app.include_router(rag.router)
     app.include_router(batch.router)
     app.include_router(openai_batch.router)
+    app.include_router(admin.router)
     mount_docs(app)
     mount_frontend(app)  # last: the API's routes come first
     return app

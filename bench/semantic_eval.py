@@ -143,12 +143,12 @@ def report(pairs: list[Pair], threshold: float) -> str:
     return "\n".join(lines)
 
 
-def write_section(section: str, doc: Path = DOC) -> None:
+def write_section(section: str, start: str = START, end: str = END, doc: Path = DOC) -> None:
     """Replace (or append) the section between its markers."""
     text = doc.read_text(encoding="utf-8") if doc.exists() else ""
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + section + rest.split(END, 1)[1]
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        text = head + section + rest.split(end, 1)[1]
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     doc.write_text(text, encoding="utf-8")

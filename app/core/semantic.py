@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, cast
 
 import numpy as np
@@ -22,6 +23,7 @@ import orjson
 import redis.asyncio as aioredis
 from cachetools import LRUCache, TTLCache
 
+from app.core.cache import glob_escape, key_model
 from app.core.errors import CacheUnavailable
 from app.core.outage import Outage
 from app.core.paraphrase import Traits, traits, veto
@@ -205,3 +207,41 @@ class SemanticCache:
             raise CacheUnavailable(str(exc)) from exc
         self._outage.succeeded()
         return result
+
+    async def counts(self) -> dict[str, int]:
+        """Entries by model."""
+        counts: dict[str, int] = {}
+        if self._client is None:
+            for name, partition in list(self._partitions.items()):
+                model = key_model(name, SEMANTIC_PREFIX)
+                counts[model] = counts.get(model, 0) + len(partition.keys)
+            return counts
+        client = self._client
+        for name in await self._names(None):
+            size = cast(int, await self._call(partial(client.zcard, name)))
+            model = key_model(name, SEMANTIC_PREFIX)
+            counts[model] = counts.get(model, 0) + size
+        return counts
+
+    async def drop(self, model: str | None) -> int:
+        """Forget every entry, or one model's; how many there were."""
+        counts = await self.counts()
+        dropped = counts.get(model, 0) if model else sum(counts.values())
+        prefix = SEMANTIC_PREFIX + (f"{model}:" if model else "")
+        for name in [name for name in self._partitions if name.startswith(prefix)]:
+            self._partitions.pop(name, None)
+        if self._client is not None:
+            names = await self._names(model)
+            if names:
+                await self._call(lambda: self._client.unlink(*names))  # type: ignore[union-attr]
+        return dropped
+
+    async def _names(self, model: str | None) -> list[str]:
+        """The partitions in Redis, all or one model's."""
+        pattern = glob_escape(SEMANTIC_PREFIX + (f"{model}:" if model else "")) + "*"
+
+        async def scan() -> list[str]:
+            found = self._client.scan_iter(match=pattern, count=1000)  # type: ignore[union-attr]
+            return [name.decode() async for name in found]
+
+        return cast(list[str], await self._call(scan))

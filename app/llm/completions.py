@@ -168,6 +168,11 @@ class CompletionService:
             own_limit=own_limit,
         )
 
+    @property
+    def semantic(self) -> SemanticCache | None:
+        """The semantic cache, when LLAMARADA_SEMANTIC_CACHE turned it on."""
+        return self._semantic
+
     def _scope(self, caller: Principal) -> str | None:
         """Whose cache entries a request may share: everyone's, or its key's own."""
         return caller.name if self._per_key else None
