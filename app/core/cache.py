@@ -167,6 +167,11 @@ class RedisCache:
         )
 
     @property
+    def outage(self) -> Outage:
+        """Redis's outage state, shared with what uses the same client."""
+        return self._outage
+
+    @property
     def client(self) -> aioredis.Redis:
         """The Redis client, shared with what lives next to the cache (leases, vectors)."""
         return self._client

@@ -112,6 +112,7 @@ class SemanticCache:
         ttl: int,
         max_entries: int,
         client: aioredis.Redis | None = None,
+        outage: Outage | None = None,
         max_partitions: int = 1024,
     ) -> None:
         self._embed = embed
@@ -121,7 +122,8 @@ class SemanticCache:
         self._client = client
         self._partitions: TTLCache[str, _Partition] = TTLCache(max_partitions, ttl)
         self._vectors: LRUCache[str, npt.NDArray[np.float32]] = LRUCache(256)
-        self._outage = Outage(
+        # The exact cache's, as they share one Redis: one outage, one warning.
+        self._outage = outage or Outage(
             logger,
             "semantic cache unavailable, serving uncached",
             "semantic cache available again",

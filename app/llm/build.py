@@ -43,6 +43,7 @@ def build_completions(
     """The completion pipeline over a backend and the response cache; with `embed` and
     LLAMARADA_SEMANTIC_CACHE, a semantic cache behind the exact one."""
     client = cache.client if isinstance(cache, RedisCache) else None
+    outage = cache.outage if isinstance(cache, RedisCache) else None
     semantic = None
     if settings.semantic_cache and cache is not None and embed is not None:
         semantic = SemanticCache(
@@ -51,6 +52,7 @@ def build_completions(
             ttl=settings.cache_ttl,
             max_entries=settings.semantic_max_entries,
             client=client,
+            outage=outage,
         )
     return CompletionService(
         backend,
@@ -59,7 +61,7 @@ def build_completions(
         settings.limits,
         settings.default_model,
         cache_scope=settings.cache_scope,
-        relay=Relay(client, lease=settings.flight_lease) if client is not None else None,
+        relay=Relay(client, lease=settings.flight_lease, outage=outage) if client else None,
         semantic=semantic,
         semantic_max_temperature=settings.semantic_max_temperature,
     )

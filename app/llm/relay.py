@@ -54,13 +54,22 @@ def pack_chunk(chunk: Chunk) -> bytes:
 class Relay:
     """Shares one generation per key between every process on the same Redis."""
 
-    def __init__(self, client: aioredis.Redis, *, lease: float, poll: float = 0.5) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        lease: float,
+        outage: Outage | None = None,
+        poll: float = 0.5,
+    ) -> None:
         self._client = client
         self._lease_ms = max(1, int(lease * 1000))
         self._poll_ms = max(1, int(min(poll, lease / 2) * 1000))
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
-        self._outage = Outage(
+        self._ending: set[asyncio.Task[None]] = set()
+        # The cache's, when it shares its Redis: one outage, one warning.
+        self._outage = outage or Outage(
             logger,
             "flight relay unavailable, generating per process",
             "flight relay available again",
@@ -127,11 +136,19 @@ class Relay:
             raise
         finally:
             renewing.cancel()
-            with contextlib.suppress(Exception):
-                if publishing and failure is not None:
-                    await self._publish(stream, {"error": failure})
-                await self._client.pexpire(stream, STREAM_KEEP_MS)
-                await self._release(keys=[lease], args=[token])
+            # In the background: the answer is whole, and storing it must not wait on these.
+            told = failure if publishing else None
+            ending = asyncio.create_task(self._end(lease, stream, token, told))
+            self._ending.add(ending)
+            ending.add_done_callback(self._ending.discard)
+
+    async def _end(self, lease: str, stream: str, token: str, failure: str | None) -> None:
+        """Tell the followers of a failure, keep the stream a while, drop the lease."""
+        with contextlib.suppress(Exception):
+            if failure:
+                await self._publish(stream, {"error": failure})
+            await self._client.pexpire(stream, STREAM_KEEP_MS)
+            await self._release(keys=[lease], args=[token])
 
     async def _publish(self, stream: str, entry: dict[str, bytes | str]) -> bool:
         """Add an entry; False (stop publishing) when Redis fails: followers then take over."""
