@@ -55,8 +55,8 @@ async def measure() -> dict[str, tuple[float, float]]:
         (QUERIES, DIMENSIONS)
     ).astype(np.float32)
     asked /= np.linalg.norm(asked, axis=1, keepdims=True)
-    # Digit-free texts: the guards read numbers, and these questions differ only in vector.
-    texts = ["question " + "".join("abcdefghij"[int(d)] for d in str(n)) for n in range(QUERIES)]
+    # One word each, so the guards see the same (empty) traits in every one.
+    texts = ["question" + "".join("bcdefghijk"[int(d)] for d in str(n)) for n in range(QUERIES)]
     by_text = dict(zip(texts, asked, strict=True))
 
     async def embed(text: str) -> Sequence[float]:
