@@ -161,3 +161,20 @@ async def test_admin_counts_and_drops_cache_entries_by_model(
     response = await ask(client, "Which city is the capital of France?")
     assert response.headers["x-cache"] == "MISS"
     assert backend.calls == 3
+
+
+@pytest.mark.timeout(180)
+async def test_semantic_cache_without_redis_lives_in_the_process(
+    tmp_path: Path, backend: ScriptedBackend
+) -> None:
+    settings = Settings(
+        _env_file=None, data_dir=tmp_path / "data", semantic_cache=True, default_model=MODEL
+    )
+    async with app_client(create_app(settings, backend=backend)) as client:
+        assert (await ask(client, "¿Cómo funcionan las vacunas?")).headers["x-cache"] == "MISS"
+        similar = await ask(client, "¿Cómo funciona una vacuna?")
+        assert similar.headers["x-cache-kind"] == "semantic"
+        counts = (await client.get("/api/admin/cache")).json()  # no keys: the local admin
+        assert counts["store"] == "memory"
+        assert counts["semantic"]["models"] == {MODEL: 1}
+    assert backend.calls == 1
