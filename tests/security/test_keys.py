@@ -12,7 +12,7 @@ import pytest
 from fastapi.routing import APIRoute
 from pydantic import SecretStr
 
-from app.api import agent, batch, health, ollama, openai, openai_batch, rag
+from app.api import admin, agent, batch, health, ollama, openai, openai_batch, rag
 from app.core.auth import KeyFormatError, KeyRing, parse_entries
 from app.core.config import ConfigError, Settings, load_settings
 from app.main import create_app
@@ -21,7 +21,7 @@ from tests.fakes import ScriptedBackend
 from tests.security.conftest import ADMIN, ALICE, BOB, LIMITED, MODEL, auth, secured
 
 API_ROUTERS = [health.router, ollama.router, openai.router, agent.router, rag.router]
-API_ROUTERS += [batch.router, openai_batch.router]
+API_ROUTERS += [batch.router, openai_batch.router, admin.router]
 CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": False}
 
 
