@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 SYSTEM_PACKAGES := redis-server prometheus nginx chromium
 SYSTEM_BINARIES := redis-server promtool nginx chromium
 
-.PHONY: run test lint bench bench-deps load eval-rag system-deps clean
+.PHONY: run test lint bench bench-deps load eval-rag eval-semantic system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,10 @@ load: system-deps $(VENV)/.test-deps
 # its baseline is in docs/BENCHMARKS.md). `--split dev` is the one to tune on.
 eval-rag: $(VENV)/.test-deps
 	$(BIN)/python -m bench.rag_eval --split test
+
+# The semantic cache's threshold (dev pairs) and its precision/recall per kind (test pairs).
+eval-semantic: $(VENV)/.test-deps
+	$(BIN)/python -m bench.semantic_eval
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

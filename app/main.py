@@ -14,6 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from app import __version__
 from app.agent.build import build_agent, mcp_servers
 from app.api import (
+    admin,
     agent,
     anthropic,
     batch,
@@ -42,6 +43,7 @@ from app.core.tracing import start_tracing, tracing_wanted
 from app.llm.base import Backend
 from app.llm.build import build_backend, build_completions
 from app.rag.build import build_rag
+from app.rag.multilingual import MultilingualEmbedder
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +72,11 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
         app.state.quotas = Quotas(
             settings.quota, redis_url, max_connections=settings.redis_max_connections
         )
-        completions = build_completions(settings, model_backend, cache, metrics)
+        # The semantic cache compares questions with the knowledge bases' multilingual model,
+        # handed down as a function: the pipeline sits on a lower floor than the RAG code.
+        embedder = MultilingualEmbedder() if settings.semantic_cache else None
+        embed = embedder.embed_query if embedder else None
+        completions = build_completions(settings, model_backend, cache, metrics, embed=embed)
         app.state.completions = completions
         http = httpx.AsyncClient()  # the agent's tools' client (Open-Meteo)
         app.state.rag = build_rag(settings, completions, metrics)
@@ -106,6 +112,8 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
                 await model_backend.aclose()
             if cache is not None:
                 await cache.aclose()
+            if embedder is not None:
+                await embedder.aclose()
             mark_worker_dead()
             if tracing is not None:
                 tracing.shutdown()  # sends the spans still queued
@@ -140,7 +148,13 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
-            expose_headers=["X-Request-ID", "X-Cache", "Retry-After"],
+            expose_headers=[
+                "X-Request-ID",
+                "X-Cache",
+                "X-Cache-Kind",
+                "X-Cache-Similarity",
+                "Retry-After",
+            ],
             max_age=600,
         )
     app.add_middleware(HostCheckMiddleware, allowed=settings.allowed_hosts)
@@ -157,6 +171,7 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
     app.include_router(batch.router)
     app.include_router(openai_batch.router)
     mcp.mount(app)
+    app.include_router(admin.router)
     mount_docs(app)
     mount_frontend(app)  # last: the API's routes come first
     return app

@@ -7,7 +7,7 @@ from fastapi.responses import Response
 
 from app.api.deps import ModelCallDep
 from app.api.errors import ANTHROPIC, streamed
-from app.api.responses import JSON, streamed_reply
+from app.api.responses import JSON, cache_headers, streamed_reply
 from app.api.routing import JsonBodyRoute
 from app.core.errors import InvalidRequest
 from app.wire.anthropic import CountTokensRequest, MessagesRequest
@@ -36,7 +36,7 @@ async def messages(body: MessagesRequest, call: ModelCallDep) -> Response:
         raise named_as(exc, FIELDS) from None
     if body.stream:
         return streamed_reply(reply, guarded(events(reply, estimated), sse_error), SSE)
-    return JSON(await message(reply, estimated), headers={"X-Cache": reply.cache.value})
+    return JSON(await message(reply, estimated), headers=cache_headers(reply))
 
 
 @router.post("/count_tokens")

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from app import __version__
 from app.api.deps import ChatDep, CompletionsDep, ModelCallDep, PrincipalDep, get_principal
 from app.api.errors import streamed
-from app.api.responses import JSON, streamed_reply
+from app.api.responses import JSON, cache_headers, streamed_reply
 from app.api.routing import JsonBodyRoute
 from app.core.errors import Forbidden
 from app.llm.base import ChatRequest, EmbedRequest, GenerateRequest
@@ -36,7 +36,7 @@ async def chat(body: ChatRequest, call: ModelCallDep) -> Response:
     reply = await call.chat.chat(body, call.policy, caller=call.caller)
     if body.stream:
         return streamed_reply(reply, ndjson(lines(reply, chat_line)), NDJSON)
-    return JSON(await whole(reply, chat_line), headers={"X-Cache": reply.cache.value})
+    return JSON(await whole(reply, chat_line), headers=cache_headers(reply))
 
 
 @router.post(
@@ -47,7 +47,7 @@ async def generate(body: GenerateRequest, call: ModelCallDep) -> Response:
     reply = await call.completions.generate(body, call.policy, caller=call.caller)
     if body.stream:
         return streamed_reply(reply, ndjson(lines(reply, generate_line)), NDJSON)
-    return JSON(await whole(reply, generate_line), headers={"X-Cache": reply.cache.value})
+    return JSON(await whole(reply, generate_line), headers=cache_headers(reply))
 
 
 @router.get("/api/tags")

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 
 from app.api.deps import ChatDep, CompletionsDep, ModelCallDep, PrincipalDep
 from app.api.errors import streamed
-from app.api.responses import JSON, streamed_reply
+from app.api.responses import JSON, cache_headers, streamed_reply
 from app.api.routing import JsonBodyRoute
 from app.core.errors import InvalidRequest, NotFound
 from app.wire.openai import (
@@ -45,7 +45,7 @@ async def chat_completions(body: ChatCompletionRequest, call: ModelCallDep) -> R
     if body.stream:
         usage = bool(body.stream_options and body.stream_options.include_usage)
         return streamed_reply(reply, guarded(chunk_events(reply, usage), sse_error, DONE), SSE)
-    return JSON(await completion(reply), headers={"X-Cache": reply.cache.value})
+    return JSON(await completion(reply), headers=cache_headers(reply))
 
 
 @router.post(
@@ -64,7 +64,7 @@ async def completions(body: CompletionRequest, call: ModelCallDep) -> Response:
         usage = bool(body.stream_options and body.stream_options.include_usage)
         events = completion_events(reply, usage)
         return streamed_reply(reply, guarded(events, sse_error, DONE), SSE)
-    return JSON(await text_completion(reply), headers={"X-Cache": reply.cache.value})
+    return JSON(await text_completion(reply), headers=cache_headers(reply))
 
 
 @router.post("/embeddings")

@@ -7,7 +7,7 @@ from fastapi.responses import Response
 
 from app.api.deps import ModelCallDep
 from app.api.errors import streamed
-from app.api.responses import JSON, streamed_reply
+from app.api.responses import JSON, cache_headers, streamed_reply
 from app.api.routing import JsonBodyRoute
 from app.core.errors import InvalidRequest
 from app.wire.openai import named_as
@@ -39,4 +39,4 @@ async def create_response(body: ResponsesRequest, call: ModelCallDep) -> Respons
     if body.stream:
         numbered = Numbered()
         return streamed_reply(reply, guarded(events(reply, body, numbered), numbered.error), SSE)
-    return JSON(await response(reply, body), headers={"X-Cache": reply.cache.value})
+    return JSON(await response(reply, body), headers=cache_headers(reply))

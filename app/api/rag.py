@@ -13,7 +13,7 @@ from starlette.datastructures import UploadFile
 
 from app.api.deps import CachePolicyDep, PrincipalDep, RagDep
 from app.api.errors import streamed
-from app.api.responses import JSON
+from app.api.responses import JSON, cache_headers
 from app.api.routing import JsonBodyRoute
 from app.core.errors import InvalidRequest
 from app.rag.build import Rag
@@ -179,7 +179,7 @@ async def query(
 ) -> Response:
     """A cited answer from a collection; `stream` sends NDJSON: sources, tokens, done."""
     started = await rag.answers.start(body, policy, caller=caller)
-    headers = {"X-Cache": started.cache.value}
+    headers = cache_headers(started.reply, started.cache)
     if body.stream:
         events = rag.answers.events(started)
         return StreamingResponse(ndjson(events), media_type=NDJSON, headers=headers)

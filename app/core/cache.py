@@ -12,9 +12,11 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import partial
 from typing import Any, Protocol, cast
 
 import orjson
+import redis.asyncio as aioredis
 from cachetools import TTLCache
 
 from app.core.config import Settings
@@ -24,7 +26,8 @@ from app.core.outage import Outage, redis_client
 logger = logging.getLogger(__name__)
 
 # Bump when the meaning of a key's inputs, their encoding or the stored value's shape changes.
-KEY_VERSION = 2
+# v3: the model's name leads the digest, so one model's entries can be counted and dropped.
+KEY_VERSION = 3
 KEY_PREFIX = f"llamarada:response:v{KEY_VERSION}:"
 
 
@@ -34,6 +37,18 @@ class CacheStatus(StrEnum):
     HIT = "HIT"
     MISS = "MISS"
     BYPASS = "BYPASS"
+
+
+@dataclass(frozen=True)
+class CacheHit:
+    """How a HIT was found (`X-Cache-Kind`) and, for a semantic one, how similar the question
+    was (`X-Cache-Similarity`)."""
+
+    kind: str  # exact | semantic
+    similarity: float | None = None
+
+
+EXACT_HIT = CacheHit("exact")
 
 
 @dataclass(frozen=True)
@@ -56,9 +71,20 @@ DEFAULT_POLICY = CachePolicy()
 
 
 def cache_key(inputs: Mapping[str, Any]) -> str:
-    """SHA-256 of the canonical JSON of everything that shapes a response."""
+    """The model's name and the SHA-256 of the canonical JSON of everything that shapes a
+    response."""
     canonical = orjson.dumps({"key_version": KEY_VERSION, **inputs}, option=orjson.OPT_SORT_KEYS)
-    return KEY_PREFIX + hashlib.sha256(canonical).hexdigest()
+    return f"{KEY_PREFIX}{inputs.get('model', '')}:{hashlib.sha256(canonical).hexdigest()}"
+
+
+def key_model(key: str, prefix: str = KEY_PREFIX) -> str:
+    """The model a key (made by `cache_key`, or alike under `prefix`) belongs to."""
+    return key.removeprefix(prefix).rsplit(":", 1)[0]
+
+
+def glob_escape(text: str) -> str:
+    """`text` matched literally in a Redis SCAN pattern."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 class ResponseCache(Protocol):
@@ -74,6 +100,12 @@ class ResponseCache(Protocol):
 
     async def check(self) -> None:
         """Raise `CacheUnavailable` unless the cache answers now."""
+
+    async def keys(self, prefix: str) -> list[str]:
+        """Every stored key that starts with `prefix`."""
+
+    async def delete(self, keys: list[str]) -> int:
+        """Drop entries; how many there were."""
 
     async def aclose(self) -> None:
         """Close connections."""
@@ -97,6 +129,15 @@ class MemoryCache:
 
     async def check(self) -> None:
         """Always available."""
+
+    async def keys(self, prefix: str) -> list[str]:
+        """Every stored key that starts with `prefix`."""
+        self._entries.expire()
+        return [key for key in list(self._entries) if key.startswith(prefix)]
+
+    async def delete(self, keys: list[str]) -> int:
+        """Drop entries; how many there were."""
+        return sum(self._entries.pop(key, None) is not None for key in keys)
 
     async def aclose(self) -> None:
         """Nothing to close."""
@@ -125,6 +166,16 @@ class RedisCache:
             retry_pause=retry_pause,
         )
 
+    @property
+    def outage(self) -> Outage:
+        """Redis's outage state, shared with what uses the same client."""
+        return self._outage
+
+    @property
+    def client(self) -> aioredis.Redis:
+        """The Redis client, shared with what lives next to the cache (leases, vectors)."""
+        return self._client
+
     async def get(self, key: str) -> bytes | None:
         """The stored value, or None."""
         return cast(bytes | None, await self._call(lambda: self._client.get(key)))
@@ -136,6 +187,23 @@ class RedisCache:
     async def check(self) -> None:
         """Ping Redis, whatever the pause."""
         await self._call(self._client.ping, pause=False)
+
+    async def keys(self, prefix: str) -> list[str]:
+        """Every stored key that starts with `prefix` (SCAN: Redis keeps serving meanwhile)."""
+
+        async def scan() -> list[str]:
+            found = self._client.scan_iter(match=glob_escape(prefix) + "*", count=1000)
+            return [key.decode() async for key in found]
+
+        return cast(list[str], await self._call(scan))
+
+    async def delete(self, keys: list[str]) -> int:
+        """Drop entries; how many there were."""
+        deleted = 0
+        for start in range(0, len(keys), 1000):
+            batch = keys[start : start + 1000]
+            deleted += cast(int, await self._call(partial(self._client.unlink, *batch)))
+        return deleted
 
     async def _call(self, command: Callable[[], Awaitable[Any]], *, pause: bool = True) -> Any:
         """Run a Redis command, or raise `CacheUnavailable` (at once while paused)."""

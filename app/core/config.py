@@ -292,6 +292,28 @@ class Settings(BaseSettings):
         description="key: each API key gets its own cache entries, so a HIT never tells one "
         "key what another asked",
     )
+    semantic_cache: bool = Field(
+        default=False, description="true: similar questions share answers, behind the exact cache"
+    )
+    semantic_threshold: float = Field(
+        default=0.827,
+        gt=0,
+        le=1,
+        description="cosine similarity a semantic hit needs (calibrated: make eval-semantic)",
+    )
+    semantic_max_temperature: float = Field(
+        default=0.3, ge=0, le=2, description="requests sampled hotter never get a semantic hit"
+    )
+    semantic_max_entries: int = Field(
+        default=10_000, ge=1, description="questions kept per semantic partition"
+    )
+    flight_lease: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="seconds a generation's lease lasts unrenewed (Redis): then another "
+        "process takes over from a dead one",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     embedded: EmbeddedSettings = EmbeddedSettings()
     pool: PoolSettings = PoolSettings()

@@ -51,6 +51,9 @@ class Metrics:
         self.cache_requests = Counter(
             "llama_cache_requests", "Response cache look-ups by result", ["result"], registry=r
         )
+        self.cache_hits = Counter(
+            "llama_cache_hits", "Response cache hits by kind (exact|semantic)", ["kind"], registry=r
+        )
         self.tokens = Counter(
             "llama_tokens",
             "Tokens processed, by kind (prompt|completion)",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from app.core.cache import ResponseCache
+from app.core.cache import RedisCache, ResponseCache
 from app.core.config import Settings
 from app.core.metrics import Metrics
+from app.core.semantic import Embed, SemanticCache
 from app.llm.base import Backend
 from app.llm.completions import CompletionService
 from app.llm.traces import traced_cache
+from app.llm.relay import Relay
 
 
 def build_backend(settings: Settings, metrics: Metrics) -> Backend:
@@ -32,9 +34,27 @@ def build_backend(settings: Settings, metrics: Metrics) -> Backend:
 
 
 def build_completions(
-    settings: Settings, backend: Backend, cache: ResponseCache | None, metrics: Metrics
+    settings: Settings,
+    backend: Backend,
+    cache: ResponseCache | None,
+    metrics: Metrics,
+    *,
+    embed: Embed | None = None,
 ) -> CompletionService:
-    """The completion pipeline over a backend and the response cache."""
+    """The completion pipeline over a backend and the response cache; with `embed` and
+    LLAMARADA_SEMANTIC_CACHE, a semantic cache behind the exact one."""
+    client = cache.client if isinstance(cache, RedisCache) else None
+    outage = cache.outage if isinstance(cache, RedisCache) else None
+    semantic = None
+    if settings.semantic_cache and cache is not None and embed is not None:
+        semantic = SemanticCache(
+            embed,
+            threshold=settings.semantic_threshold,
+            ttl=settings.cache_ttl,
+            max_entries=settings.semantic_max_entries,
+            client=client,
+            outage=outage,
+        )
     return CompletionService(
         backend,
         traced_cache(cache),
@@ -42,4 +62,7 @@ def build_completions(
         settings.limits,
         settings.default_model,
         cache_scope=settings.cache_scope,
+        relay=Relay(client, lease=settings.flight_lease, outage=outage) if client else None,
+        semantic=semantic,
+        semantic_max_temperature=settings.semantic_max_temperature,
     )

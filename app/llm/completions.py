@@ -11,7 +11,14 @@ from typing import Any
 import orjson
 
 from app.core.auth import Principal
-from app.core.cache import CachePolicy, CacheStatus, ResponseCache, cache_key
+from app.core.cache import (
+    EXACT_HIT,
+    CacheHit,
+    CachePolicy,
+    CacheStatus,
+    ResponseCache,
+    cache_key,
+)
 from app.core.config import LimitSettings
 from app.core.errors import (
     CacheUnavailable,
@@ -22,6 +29,7 @@ from app.core.errors import (
 )
 from app.core.metrics import Metrics
 from app.core.quota import record_tokens
+from app.core.semantic import SemanticCache, SemanticQuery
 from app.llm.base import (
     Backend,
     ChatRequest,
@@ -32,8 +40,10 @@ from app.llm.base import (
     Options,
 )
 from app.llm.flight import Flight
+from app.llm.relay import Relay
 from app.llm.schema_limits import check_format
 from app.llm.traces import traced_reply
+from app.llm.semantic_key import semantic_query
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +60,7 @@ class Reply:
     chunks: AsyncIterator[Chunk]
     cache: CacheStatus
     sources: list[dict[str, Any]] | None = None
+    hit: CacheHit | None = None  # on a HIT: exact or semantic, and how similar
 
 
 def encode_chunks(chunks: list[Chunk]) -> bytes:
@@ -90,6 +101,9 @@ class CompletionService:
         default_model: str,
         *,
         cache_scope: str = "shared",
+        relay: Relay | None = None,
+        semantic: SemanticCache | None = None,
+        semantic_max_temperature: float = 0.3,
     ) -> None:
         self.backend = backend
         self._cache = cache
@@ -98,10 +112,21 @@ class CompletionService:
         self._default_model = default_model
         self._per_key = cache_scope == "key"
         self._flights: dict[str, Flight] = {}
+        self._relay = relay  # one generation per key across processes, with Redis
+        self._semantic = semantic
+        self._semantic_max_temperature = semantic_max_temperature
         self._models: tuple[float, list[ModelInfo]] | None = None
 
-    async def chat(self, request: ChatRequest, policy: CachePolicy, *, caller: Principal) -> Reply:
-        """Start answering a chat with a model the caller's key may use."""
+    async def chat(
+        self,
+        request: ChatRequest,
+        policy: CachePolicy,
+        *,
+        caller: Principal,
+        question: str | None = None,
+    ) -> Reply:
+        """Start answering a chat with a model the caller's key may use; `question` is the part
+        of the last message the semantic cache compares (default: all of it)."""
         if not request.messages:
             return await self._load(request.model, request.keep_alive, caller)
         if len(request.messages) > self.limits.max_messages:
@@ -111,10 +136,17 @@ class CompletionService:
             )
         self._check_prompt_size(sum(len(m.content) for m in request.messages), "messages")
         check_format(request.format, self.limits)
+        own_limit = _own_limit(request.options)
         resolved = await self._resolved(request.model, request.options, caller)
         request = request.model_copy(update=resolved)
         serving = self._serve(
-            "chat", request, lambda: self.backend.chat(request), policy, self._scope(caller)
+            "chat",
+            request,
+            lambda: self.backend.chat(request),
+            policy,
+            self._scope(caller),
+            own_limit=own_limit,
+            question=question,
         )
         return await traced_reply("chat", request, serving, self.backend.name)
 
@@ -126,6 +158,7 @@ class CompletionService:
             return await self._load(request.model, request.keep_alive, caller)
         self._check_prompt_size(len(request.prompt) + len(request.system or ""), "prompt")
         check_format(request.format, self.limits)
+        own_limit = _own_limit(request.options)
         resolved = await self._resolved(request.model, request.options, caller)
         request = request.model_copy(update=resolved)
         serving = self._serve(
@@ -134,8 +167,14 @@ class CompletionService:
             lambda: self.backend.generate(request),
             policy,
             self._scope(caller),
+            own_limit=own_limit,
         )
         return await traced_reply("generate", request, serving, self.backend.name)
+
+    @property
+    def semantic(self) -> SemanticCache | None:
+        """The semantic cache, when LLAMARADA_SEMANTIC_CACHE turned it on."""
+        return self._semantic
 
     def _scope(self, caller: Principal) -> str | None:
         """Whose cache entries a request may share: everyone's, or its key's own."""
@@ -230,16 +269,28 @@ class CompletionService:
         produce: Callable[[], AsyncGenerator[Chunk, None]],
         policy: CachePolicy,
         scope: str | None,
+        *,
+        own_limit: bool,
+        question: str | None = None,
     ) -> Reply:
         started = time.perf_counter()
         model = request.model
         key = request_key(route, request, scope)
+        query = None
+        if self._semantic is not None:
+            query = semantic_query(
+                route,
+                request,
+                scope,
+                max_temperature=self._semantic_max_temperature,
+                question=question,
+            )
         if logger.isEnabledFor(logging.DEBUG):  # prompts are the users' words: debug only
             prompt = request.model_dump(mode="json", include={"messages", "prompt", "system"})
             logger.debug("completion request", extra={"route": route, "model": model, **prompt})
         self._metrics.active_requests.labels(model=model).inc()
         try:
-            status, chunks = await self._open(key, model, produce, policy)
+            status, hit, chunks = await self._open(key, model, query, produce, policy, own_limit)
             first = await anext(chunks)
         except StopAsyncIteration:
             self._finish(model, started, error=True)
@@ -248,16 +299,20 @@ class CompletionService:
             self._finish(model, started, error=True)
             raise
         metered = status != CacheStatus.HIT  # a cached answer costs the caller no tokens
-        return Reply(model, self._observe(model, started, first, chunks, metered), status)
+        observed = self._observe(model, started, first, chunks, metered)
+        return Reply(model, observed, status, hit=hit)
 
     async def _open(
         self,
         key: str,
         model: str,
+        query: SemanticQuery | None,
         produce: Callable[[], AsyncGenerator[Chunk, None]],
         policy: CachePolicy,
-    ) -> tuple[CacheStatus, AsyncIterator[Chunk]]:
-        """Chunks from the cache, from a generation in flight, or from a new generation."""
+        own_limit: bool,
+    ) -> tuple[CacheStatus, CacheHit | None, AsyncIterator[Chunk]]:
+        """Chunks from the cache (exact, then semantic), from a generation in flight, or from a
+        new generation."""
         status = CacheStatus.BYPASS
         cache = self._cache
         if cache is not None and policy.read:
@@ -267,9 +322,13 @@ class CompletionService:
                 self._metrics.cache_requests.labels(result="error").inc()
                 cache = None
             else:
-                if stored is not None:
+                hit: CacheHit | None = EXACT_HIT
+                if stored is None and query is not None:
+                    hit, stored = await self._similar(cache, query)
+                if stored is not None and hit is not None:
                     self._metrics.cache_requests.labels(result="hit").inc()
-                    return CacheStatus.HIT, replay(decode_chunks(stored))
+                    self._metrics.cache_hits.labels(kind=hit.kind).inc()
+                    return CacheStatus.HIT, hit, replay(decode_chunks(stored))
                 self._metrics.cache_requests.labels(result="miss").inc()
                 status = CacheStatus.MISS
         elif cache is not None:
@@ -277,12 +336,34 @@ class CompletionService:
 
         flight = self._flights.get(key)
         if flight is None or not flight.joinable:
-            flight = Flight(produce(), self._on_finish(key, model, cache if policy.write else None))
+            store = cache if policy.write else None
+            source = produce() if self._relay is None else self._relay.source(key, produce)
+            flight = Flight(source, self._on_finish(key, model, query, store, own_limit))
             self._flights[key] = flight
-        return status, flight.follow()
+        return status, None, flight.follow()
+
+    async def _similar(
+        self, cache: ResponseCache, query: SemanticQuery
+    ) -> tuple[CacheHit | None, bytes | None]:
+        """The stored answer to a question close enough to this one, if any."""
+        assert self._semantic is not None
+        try:
+            found = await self._semantic.lookup(query)
+            if found is None:
+                return None, None
+            return CacheHit("semantic", found.similarity), await cache.get(found.key)
+        except Exception as exc:  # the semantic layer fails open, whatever failed
+            self._metrics.cache_requests.labels(result="error").inc()
+            logger.warning("semantic cache lookup failed", extra={"error": str(exc)})
+            return None, None
 
     def _on_finish(
-        self, key: str, model: str, cache: ResponseCache | None
+        self,
+        key: str,
+        model: str,
+        query: SemanticQuery | None,
+        cache: ResponseCache | None,
+        own_limit: bool,
     ) -> Callable[[Flight], Awaitable[None]]:
         async def finish(flight: Flight) -> None:
             if self._flights.get(key) is flight:
@@ -292,13 +373,18 @@ class CompletionService:
             last = flight.chunks[-1]
             self._metrics.tokens.labels(model=model, kind="prompt").inc(last.prompt_eval_count)
             self._metrics.tokens.labels(model=model, kind="completion").inc(last.eval_count)
-            # A cut-off answer is not what the request would get with room to finish.
-            if cache is None or last.done_reason == "length":
+            # An answer cut by the server's cap is not what the request would get with room to
+            # finish; one cut by the client's own limit is, and its key holds that limit.
+            if cache is None or (last.done_reason == "length" and not own_limit):
                 return
             try:
                 await cache.set(key, encode_chunks(flight.chunks))
+                if query is not None and self._semantic is not None:
+                    await self._semantic.add(query, key)
             except CacheUnavailable:
                 self._metrics.cache_requests.labels(result="error").inc()
+            except Exception as exc:  # an embedding that failed: the answer is stored anyway
+                logger.warning("semantic cache entry not added", extra={"error": str(exc)})
 
         return finish
 
@@ -351,6 +437,12 @@ async def replay(chunks: list[Chunk]) -> AsyncIterator[Chunk]:
     """Chunks already at hand as an answer's stream (a cache hit, a fixed answer)."""
     for chunk in chunks:
         yield chunk
+
+
+def _own_limit(options: Options | None) -> bool:
+    """Whether the client set the answer's length limit itself (then a cut answer is the one
+    the same request gets again, and may be stored)."""
+    return options is not None and options.num_predict is not None and options.num_predict >= 0
 
 
 def _ns_since(started: float) -> int:

@@ -298,13 +298,25 @@ class EmbeddedBackend:
         options: Options | None,
         json_format: JsonFormat,
     ) -> AsyncGenerator[Chunk, None]:
+        from llama_cpp.llama import StoppingCriteriaList
+
         kwargs = self._sampling(options, stop)
         kwargs["grammar"] = await self._grammar(json_format)
         tokens: list[int] = []
         started = time.perf_counter_ns()
         first_at = 0
-        count = 0
         reason = "stop"
+        # Ollama's eval_count is tokens sampled, not pieces streamed (a piece may hold several,
+        # or none while a stop word is held back). llama.cpp asks the stopping criterion once per
+        # sampled token with the ids before it, and once more at the end with ids it has already
+        # shown: the distinct lengths count the sampled tokens.
+        sampled: set[int] = set()
+
+        def count_sampled(ids: Any, _logits: Any) -> bool:
+            sampled.add(len(ids))
+            return False
+
+        kwargs["stopping_criteria"] = StoppingCriteriaList([count_sampled])
 
         def run() -> Iterator[dict[str, Any]]:
             # On the model thread: llama.cpp objects are not shared across threads.
@@ -329,7 +341,6 @@ class EmbeddedBackend:
                 if choice["text"]:
                     if not first_at:
                         first_at = time.perf_counter_ns()
-                    count += 1
                     yield Chunk(content=choice["text"])
                 if choice.get("finish_reason"):
                     reason = choice["finish_reason"]
@@ -339,7 +350,7 @@ class EmbeddedBackend:
             done=True,
             done_reason=reason,
             prompt_eval_count=len(tokens),
-            eval_count=count,
+            eval_count=len(sampled),
             prompt_eval_duration=first_at - started,
             eval_duration=ended - first_at,
         )

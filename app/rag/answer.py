@@ -144,7 +144,7 @@ class AnswerService:
         if options.temperature is None:
             options.temperature = self._settings.answer_temperature
         request = ChatRequest(model=body.model or "", messages=prompt.messages, options=options)
-        reply = await self._completions.chat(request, policy, caller=caller)
+        reply = await self._completions.chat(request, policy, caller=caller, question=body.question)
         self._metrics.rag_queries.labels(outcome="answered").inc()
         head = QueryResponse(
             answer="",
@@ -211,6 +211,7 @@ class AnswerService:
             _with_footer(started.reply.chunks, footer),
             started.reply.cache,
             sources=[source.model_dump(mode="json") for source in head.sources],
+            hit=started.reply.hit,
         )
 
     async def list_kb_models(self, *, caller: Principal) -> list[ModelInfo]:

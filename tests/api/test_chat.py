@@ -9,6 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
+from app.core.config import Settings
+from app.main import create_app
+from tests.conftest import app_client
 from tests.fakes import CountingBackend
 
 MODEL = "smollm2:135m"
@@ -81,13 +84,31 @@ async def test_chat_repeat_is_a_cache_hit_without_a_model_call(
     assert model.calls == 1
 
 
-async def test_chat_cut_by_length_is_not_stored(
+async def test_chat_cut_by_the_clients_limit_is_stored(
     client: httpx.AsyncClient, model: CountingBackend
 ) -> None:
-    body = chat_body(options={"temperature": 0, "num_predict": 3})
+    body = chat_body("Say hello in Spanish.", options={"temperature": 0, "num_predict": 24})
     first = await client.post("/api/chat", json=body)
-    assert ndjson(first)[-1]["done_reason"] == "length"
+    last = ndjson(first)[-1]
+    assert last["done_reason"] == "length"
+    assert last["eval_count"] == 24  # tokens, not streamed pieces
     again = await client.post("/api/chat", json=body)
+    assert again.headers["x-cache"] == "HIT"
+    assert text_of(ndjson(again)) == text_of(ndjson(first))
+    assert model.calls == 1
+
+
+async def test_chat_cut_by_the_server_cap_is_not_stored(
+    settings: Settings, model: CountingBackend
+) -> None:
+    capped = settings.model_copy(
+        update={"limits": settings.limits.model_copy(update={"max_num_predict": 4})}
+    )
+    body = chat_body(options={"temperature": 0})
+    async with app_client(create_app(capped, backend=model)) as client:
+        first = await client.post("/api/chat", json=body)
+        assert ndjson(first)[-1]["done_reason"] == "length"
+        again = await client.post("/api/chat", json=body)
     assert again.headers["x-cache"] == "MISS"
     assert model.calls == 2
 

@@ -53,6 +53,13 @@ def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         ("LLAMARADA_REDIS_URL", "localhost:6379"),
         ("LLAMARADA_EMBEDDED__N_CTX", "12"),
         ("LLAMARADA_LIMITS__MAX_BODY_BYTES", "lots"),
+        ("LLAMARADA_SEMANTIC_CACHE", "maybe"),
+        ("LLAMARADA_SEMANTIC_THRESHOLD", "1.5"),
+        ("LLAMARADA_SEMANTIC_THRESHOLD", "0"),
+        ("LLAMARADA_SEMANTIC_MAX_TEMPERATURE", "-1"),
+        ("LLAMARADA_SEMANTIC_MAX_ENTRIES", "0"),
+        ("LLAMARADA_FLIGHT_LEASE", "0"),
+        ("LLAMARADA_FLIGHT_LEASE", "soon"),
     ],
 )
 def test_settings_bad_value_names_the_variable(

@@ -13,6 +13,7 @@ from fastapi.routing import APIRoute
 from pydantic import SecretStr
 
 from app.api import (
+    admin,
     agent,
     anthropic,
     batch,
@@ -32,6 +33,7 @@ from tests.security.conftest import ADMIN, ALICE, BOB, LIMITED, MODEL, auth, sec
 
 API_ROUTERS = [health.router, ollama.router, openai.router, agent.router, rag.router]
 API_ROUTERS += [batch.router, openai_batch.router, openai_responses.router, anthropic.router]
+API_ROUTERS += [admin.router]
 CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": False}
 
 
