@@ -8,8 +8,8 @@ from app.core.metrics import Metrics
 from app.core.semantic import Embed, SemanticCache
 from app.llm.base import Backend
 from app.llm.completions import CompletionService
-from app.llm.traces import traced_cache
 from app.llm.relay import Relay
+from app.llm.traces import traced_cache
 
 
 def build_backend(settings: Settings, metrics: Metrics) -> Backend:

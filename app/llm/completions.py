@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from app.core import tracing
 from app.core.auth import Principal
 from app.core.cache import (
     EXACT_HIT,
@@ -42,10 +43,12 @@ from app.llm.base import (
 from app.llm.flight import Flight
 from app.llm.relay import Relay
 from app.llm.schema_limits import check_format
-from app.llm.traces import traced_reply
 from app.llm.semantic_key import semantic_query
+from app.llm.traces import traced_reply
 
 logger = logging.getLogger(__name__)
+
+_SEMANTIC = {"llamarada.cache.kind": "semantic"}
 
 MODEL_LIST_TTL = 10.0  # seconds a backend's model list is trusted before asking again
 _CHUNK_DEFAULTS = {f.name: f.default for f in fields(Chunk)}
@@ -348,7 +351,9 @@ class CompletionService:
         """The stored answer to a question close enough to this one, if any."""
         assert self._semantic is not None
         try:
-            found = await self._semantic.lookup(query)
+            with tracing.span("llamarada.cache.lookup", _SEMANTIC) as span:
+                found = await self._semantic.lookup(query)
+                span.set_attribute("llamarada.cache.result", "miss" if found is None else "hit")
             if found is None:
                 return None, None
             return CacheHit("semantic", found.similarity), await cache.get(found.key)

@@ -145,6 +145,14 @@ class TracedCache:
         """The inner cache's check."""
         await self.inner.check()
 
+    async def keys(self, prefix: str) -> list[str]:
+        """The inner cache's keys that start with `prefix`."""
+        return await self.inner.keys(prefix)
+
+    async def delete(self, keys: list[str]) -> int:
+        """Drop entries from the inner cache."""
+        return await self.inner.delete(keys)
+
     async def aclose(self) -> None:
         """Close the inner cache."""
         await self.inner.aclose()
