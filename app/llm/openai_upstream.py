@@ -74,7 +74,7 @@ class OpenAIBackend:
             answered = False
             first_at = 0
             pieces = 0
-            reason = "stop"
+            reason = None
             usage: dict[str, Any] = {}
             tools = ToolCallParts()
             try:
@@ -83,12 +83,14 @@ class OpenAIBackend:
                     if data is None:
                         continue
                     if data == "[DONE]":
+                        reason = reason or "stop"
                         break
                     answered = True
                     usage = data.get("usage") or usage
                     for choice in data.get("choices") or []:
                         chunk, finish = _piece(choice, tools)
-                        reason = _DONE_REASONS.get(finish, "stop") if finish else reason
+                        if finish:
+                            reason = _DONE_REASONS.get(finish, "stop")
                         if chunk is not None:
                             first_at = first_at or time.perf_counter_ns()
                             pieces += 1
@@ -103,6 +105,8 @@ class OpenAIBackend:
                 raise UpstreamError(f"{self.name} cut the answer short: {exc}") from None
             if not answered:
                 raise UpstreamUnavailable(f"{self.name} ended the answer before its first event")
+            if reason is None:  # neither a finish reason nor [DONE]: the answer was cut
+                raise UpstreamError(f"{self.name} ended the answer before it finished")
         ended = time.perf_counter_ns()
         first_at = first_at or ended
         # Servers that send no usage (llama-cpp-python's) are counted a token per piece.
@@ -160,7 +164,8 @@ class OpenAIBackend:
         data = await self._json("POST", "/embeddings", model, json=body)
         items = sorted(data.get("data") or [], key=lambda item: item.get("index", 0))
         vectors = [item.get("embedding") for item in items]
-        if len(vectors) != len(inputs) or not all(isinstance(v, list) for v in vectors):
+        if len(vectors) != len(inputs) or not all(_is_vector(v) for v in vectors):
+            # Among them: one vector per token, as servers with no pooling send.
             raise UpstreamError(f"{self.name} sent embeddings that do not match the inputs")
         usage = data.get("usage") or {}
         return Embeddings(vectors=vectors, prompt_eval_count=_count(usage.get("prompt_tokens")))
@@ -258,6 +263,12 @@ def _piece(choice: Any, tools: ToolCallParts) -> tuple[Chunk | None, str | None]
         raise UpstreamError("the upstream sent a delta whose content is not text")
     chunk = Chunk(content=content, thinking=thinking) if content or thinking else None
     return chunk, choice.get("finish_reason")
+
+
+def _is_vector(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(x, int | float) and not isinstance(x, bool) for x in value
+    )
 
 
 def _count(value: Any, default: int = 0) -> int:
