@@ -45,6 +45,9 @@ def llama_cpp_server() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
         "1",  # it shares the machine with the gateway and other servers
         "--n_ctx",
         "2048",
+        # By default a new request (a health check's /v1/models too) cuts the one streaming.
+        "--interrupt_requests",
+        "false",
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLAMARADA_")}
     child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
