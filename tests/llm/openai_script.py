@@ -83,6 +83,8 @@ class OpenAIScript:
     tool_fragments: list[dict[str, Any]] = field(default_factory=list)  # streamed deltas
     error_event: bool = False  # an error event instead of the pieces
     cut_after: int | None = None  # drop the connection after this many events
+    delay: float = 0.0  # before each event
+    closed_early: int = 0  # streams the client stopped reading
     embeddings: list[Any] | None = None  # `data[].embedding` values, in reverse index order
     bodies: list[dict[str, Any]] = field(default_factory=list)
     authorizations: list[str] = field(default_factory=list)
@@ -148,11 +150,17 @@ def scripted_openai(script: OpenAIScript) -> FastAPI:
             if script.usage is not None:
                 frames.append(event({"choices": [], "usage": script.usage}))
             frames.append(b"data: [DONE]\n\n")
-            for sent, frame in enumerate(frames):
-                if script.cut_after == sent:
-                    raise ConnectionResetError("scripted cut")
-                yield frame
-                await asyncio.sleep(0)
+            finished = False
+            try:
+                for sent, frame in enumerate(frames):
+                    if script.cut_after == sent:
+                        raise ConnectionResetError("scripted cut")
+                    yield frame
+                    await asyncio.sleep(script.delay)
+                finished = True
+            finally:
+                if not finished:
+                    script.closed_early += 1
 
         return StreamingResponse(events(), media_type="text/event-stream")
 

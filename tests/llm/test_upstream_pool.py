@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -171,3 +172,26 @@ async def test_pool_fails_over_from_a_dead_openai_upstream(ollama_upstream: str)
     finally:
         await pool.aclose()
     assert answer == "from ollama"
+
+
+async def test_pool_cancelled_openai_stream_closes_the_upstream_request(
+    openai_upstream: str, openai_script: OpenAIScript
+) -> None:
+    openai_script.pieces = [f"w{i} " for i in range(50)]
+    openai_script.delay = 0.05
+    pool = OllamaPool([OpenAIBackend(openai_upstream)], PoolSettings(health_interval=60), Metrics())
+    await pool.start()
+    try:
+        stream = pool.chat(chat())
+        first = await anext(stream)
+        assert pool.members[0].in_flight == 1
+        await stream.aclose()  # the client went away
+        for _ in range(100):
+            if openai_script.closed_early:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await pool.aclose()
+    assert first.content == "w0 "
+    assert openai_script.closed_early == 1  # the server stopped: nothing generates for nobody
+    assert pool.members[0].in_flight == 0  # its slot is free again
