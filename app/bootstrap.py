@@ -220,7 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         configure_logging(settings.log_level)
         prepare_ollama(
-            settings.ollama_urls,
+            # OpenAI-compatible upstreams load their models themselves: only Ollama is prepared.
+            [upstream.url for upstream in settings.pool_upstreams if upstream.kind == "ollama"],
             pull=settings.pull_models or [settings.default_model],
             models_dir=settings.models_dir,
             wait_timeout=settings.ollama_wait_timeout,

@@ -18,6 +18,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.core.auth import KeyFormatError, parse_entries
+from app.core.upstreams import Upstream, parse_upstreams
 
 ENV_PREFIX = "LLAMARADA_"
 # Host headers answered by default (DNS rebinding); `llamarada serve --host H` adds H.
@@ -254,6 +255,16 @@ class Settings(BaseSettings):
     ollama_urls: Annotated[list[str], NoDecode] = ["http://localhost:11434"]
     ollama_connect_timeout: float = Field(default=5.0, gt=0)
     ollama_read_timeout: float = Field(default=300.0, gt=0)
+    upstreams: Annotated[list[Upstream], NoDecode] = Field(
+        default_factory=list,
+        description="KIND=URL[;key=KEY], comma-separated, KIND ollama|openai; "
+        "unset: LLAMARADA_OLLAMA_URLS; set: the pool (LLAMARADA_LLM_BACKEND=ollama)",
+    )
+    tool_emulation: bool | None = Field(
+        default=None,
+        description="tools for models without them, as JSON-constrained output; "
+        "unset: on for the embedded model only",
+    )
     redis_url: SecretStr | None = None
     redis_max_connections: int = Field(
         default=64,
@@ -335,6 +346,23 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             value = [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("upstreams", mode="before")
+    @classmethod
+    def _parse_upstreams(cls, value: object) -> object:
+        return parse_upstreams(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _pool_for_upstreams(self) -> Settings:
+        # A typed upstream list means the pool, unless the backend was chosen explicitly.
+        if self.upstreams and "llm_backend" not in self.model_fields_set:
+            self.llm_backend = "ollama"
+        return self
+
+    @property
+    def pool_upstreams(self) -> list[Upstream]:
+        """The pool's servers: LLAMARADA_UPSTREAMS, or LLAMARADA_OLLAMA_URLS as Ollama ones."""
+        return self.upstreams or [Upstream(kind="ollama", url=url) for url in self.ollama_urls]
 
     @field_validator("api_keys")
     @classmethod

@@ -6,6 +6,7 @@ from app.core.cache import RedisCache, ResponseCache
 from app.core.config import Settings
 from app.core.metrics import Metrics
 from app.core.semantic import Embed, SemanticCache
+from app.core.upstreams import Upstream
 from app.llm.base import Backend
 from app.llm.completions import CompletionService
 from app.llm.relay import Relay
@@ -14,15 +15,24 @@ from app.llm.traces import traced_cache
 
 def build_backend(settings: Settings, metrics: Metrics) -> Backend:
     """The model backend the settings ask for (not started)."""
+    backend = _model_backend(settings, metrics)
+    # Tool emulation: on for the embedded model unless turned off, off for the pool unless on.
+    emulate = settings.tool_emulation
+    if emulate or (emulate is None and settings.llm_backend == "embedded"):
+        from app.llm.tool_emulation import ToolEmulatingBackend
+
+        return ToolEmulatingBackend(backend, settings.limits)
+    return backend
+
+
+def _model_backend(settings: Settings, metrics: Metrics) -> Backend:
     if settings.llm_backend == "ollama":
         from app.llm.pool import OllamaPool
 
         return OllamaPool(
-            settings.ollama_urls,
+            [upstream_backend(upstream, settings) for upstream in settings.pool_upstreams],
             settings.pool,
             metrics,
-            connect_timeout=settings.ollama_connect_timeout,
-            read_timeout=settings.ollama_read_timeout,
         )
     from app.llm.aliases import AliasedBackend
     from app.llm.embedded import EmbeddedBackend
@@ -31,6 +41,20 @@ def build_backend(settings: Settings, metrics: Metrics) -> Backend:
     gauge = metrics.queue_waiting.labels(backend="embedded")
     embedded = EmbeddedBackend(settings.embedded, on_waiting=gauge.set, limits=settings.limits)
     return AliasedBackend(embedded, load_models(settings.models_dir))
+
+
+def upstream_backend(upstream: Upstream, settings: Settings) -> Backend:
+    """The client for one server of the pool, by the API it speaks."""
+    connect, read = settings.ollama_connect_timeout, settings.ollama_read_timeout
+    if upstream.kind == "openai":
+        from app.llm.openai_upstream import OpenAIBackend
+
+        return OpenAIBackend(
+            upstream.url, api_key=upstream.api_key, connect_timeout=connect, read_timeout=read
+        )
+    from app.llm.ollama import OllamaBackend
+
+    return OllamaBackend(upstream.url, connect_timeout=connect, read_timeout=read)
 
 
 def build_completions(

@@ -1,4 +1,5 @@
-"""A pool of Ollama servers: model-aware routing, health checks, a breaker and a bounded queue.
+"""A pool of Ollama and OpenAI-compatible servers: model-aware routing, health checks, a breaker
+and a bounded queue.
 
 A request goes to a server that has the model, preferring one that has it loaded, then the
 least busy. Any failure before the first chunk (a refused, dropped or reset connection, a
@@ -29,7 +30,7 @@ from app.core.errors import (
     UpstreamUnavailable,
 )
 from app.core.metrics import Metrics
-from app.llm.base import ChatRequest, Chunk, Embeddings, GenerateRequest, ModelInfo
+from app.llm.base import Backend, ChatRequest, Chunk, Embeddings, GenerateRequest, ModelInfo
 from app.llm.ollama import OllamaBackend
 from app.llm.version import lowest_version
 
@@ -48,9 +49,9 @@ class Breaker(StrEnum):
 
 @dataclass(eq=False)
 class Member:
-    """One Ollama server of the pool and what the pool knows of it."""
+    """One server of the pool (any backend: Ollama, OpenAI-compatible) and what the pool knows."""
 
-    backend: OllamaBackend
+    backend: Backend
     models: dict[str, ModelInfo] | None = None  # None until its model list was read once
     loaded: set[str] = field(default_factory=set)
     in_flight: int = 0
@@ -71,11 +72,12 @@ class Member:
 
 
 class OllamaPool:
-    """Implements the Backend protocol over one or more Ollama servers."""
+    """Implements the Backend protocol over one or more servers: Ollama base URLs, or backends
+    already built (such as `OpenAIBackend`)."""
 
     def __init__(
         self,
-        urls: Sequence[str],
+        urls: Sequence[str | Backend],
         settings: PoolSettings,
         metrics: Metrics,
         *,
@@ -86,7 +88,11 @@ class OllamaPool:
         self._settings = settings
         self._metrics = metrics
         self.members = [
-            Member(OllamaBackend(url, connect_timeout=connect_timeout, read_timeout=read_timeout))
+            Member(
+                OllamaBackend(url, connect_timeout=connect_timeout, read_timeout=read_timeout)
+                if isinstance(url, str)
+                else url
+            )
             for url in urls
         ]
         self._health_task: asyncio.Task[None] | None = None

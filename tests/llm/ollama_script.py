@@ -24,6 +24,7 @@ class Script:
     models: list[str] = field(default_factory=lambda: ["llama3.2:1b"])
     loaded: list[str] = field(default_factory=list)
     tool_calls: list[Any] | None = None  # sent with the first piece
+    refuse_tools: bool = False  # answer `tools` as Ollama does for a model without them
     bodies: list[dict[str, Any]] = field(default_factory=list)
     closed_early: int = 0  # streams the client stopped reading
     version: str = "0.12.0"  # what `/api/version` answers
@@ -60,6 +61,9 @@ def scripted_ollama(script: Script) -> FastAPI:
         script.bodies.append(body)
         if body.get("model") not in script.models:
             return JSONResponse({"error": f"model '{body.get('model')}' not found"}, 404)
+        if script.refuse_tools and body.get("tools"):
+            error = f"registry.ollama.ai/library/{body['model']} does not support tools"
+            return JSONResponse({"error": error}, 400)
         if script.status != 200:
             return JSONResponse(
                 {"error": f"scripted {script.status}"},
