@@ -13,13 +13,23 @@ def build_backend(settings: Settings, metrics: Metrics) -> Backend:
     """The model backend the settings ask for (not started)."""
     if settings.llm_backend == "ollama":
         from app.llm.pool import OllamaPool
+        from app.llm.slots import ClusterSlots
 
+        redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+        slots = ClusterSlots(
+            redis_url,
+            max_concurrency=settings.pool.max_concurrency,
+            max_queue=settings.pool.max_queue,
+            lease_seconds=settings.pool.lease_seconds,
+            max_connections=settings.redis_max_connections,
+        )
         return OllamaPool(
             settings.ollama_urls,
             settings.pool,
             metrics,
             connect_timeout=settings.ollama_connect_timeout,
             read_timeout=settings.ollama_read_timeout,
+            slots=slots,
         )
     from app.llm.aliases import AliasedBackend
     from app.llm.embedded import EmbeddedBackend
