@@ -138,7 +138,7 @@ class ClusterSlots:
             return True
         member = self._member()
         try:
-            taken = await self._redis.eval(  # type: ignore[misc]
+            taken = await self._redis.eval(
                 _TAKE, 1, slot_key(server), self._cap, self._ttl_ms, member
             )
         except RedisError as exc:
@@ -164,7 +164,7 @@ class ClusterSlots:
             return True
         member = self._member()
         try:
-            entered = await self._redis.eval(  # type: ignore[misc]
+            entered = await self._redis.eval(
                 _TAKE, 1, queue_key(server), self._max_queue, self._ttl_ms, member
             )
         except RedisError as exc:
@@ -216,7 +216,7 @@ class ClusterSlots:
         held += [(queue_key(s), list(m)) for s, m in self._waiting.items() if m]
         try:
             for key, members in held:
-                await self._redis.eval(_REFRESH, 1, key, self._ttl_ms, *members)  # type: ignore[misc]
+                await self._redis.eval(_REFRESH, 1, key, self._ttl_ms, *members)
         except RedisError as exc:
             self._outage.failed(exc)
             return
