@@ -20,6 +20,7 @@ import itertools
 import logging
 import os
 import socket
+import uuid
 from collections import defaultdict
 
 from redis.exceptions import RedisError
@@ -96,7 +97,9 @@ class ClusterSlots:
             "Redis is unreachable: upstream limits are per process until it is back",
             "Redis is back: upstream limits are cluster-wide again",
         )
-        self._owner = f"{socket.gethostname()}:{os.getpid()}"
+        # Who holds a lease, for operators reading Redis; the random part tells apart two
+        # pools of one process.
+        self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._ids = itertools.count()
         self._held: dict[str, list[str]] = defaultdict(list)  # server -> leases held here
         self._unleased: dict[str, int] = defaultdict(int)  # taken while Redis was down
