@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -11,6 +13,16 @@ from app.llm.slots import ClusterSlots
 from tests.conftest import RedisProcess
 
 SERVER = "http://upstream:11434"
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> bool:
+    """Whether `check` comes true within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
 
 
 def slots(url: str | None, lease: float = 1.0, cap: int = 2, queue: int = 1) -> ClusterSlots:
@@ -29,8 +41,7 @@ async def test_slots_cap_holds_across_processes_sharing_redis(redis_server: Redi
         assert not await one.enter_queue(SERVER)  # the queue of one is shared too
         two.leave_queue(SERVER)
         two.release(SERVER)
-        await asyncio.sleep(0.05)  # the release lands in the background
-        assert await one.take(SERVER)
+        assert await eventually(lambda: one.take(SERVER))  # the release lands in the background
     finally:
         await one.aclose()
         await two.aclose()
@@ -39,13 +50,13 @@ async def test_slots_cap_holds_across_processes_sharing_redis(redis_server: Redi
 async def test_slots_unrefreshed_leases_lapse_and_refreshed_ones_stay(
     redis_server: RedisProcess,
 ) -> None:
-    crashed, alive, other = (slots(redis_server.url, lease=0.6) for _ in range(3))
+    crashed, alive, other = (slots(redis_server.url, lease=1.5) for _ in range(3))
     await alive.start()  # refreshes its leases; `crashed` never does, as a dead process
     try:
         assert await crashed.take(SERVER)
         assert await alive.take(SERVER)
         assert not await other.take(SERVER)
-        await asyncio.sleep(1.0)  # past the lease
+        await asyncio.sleep(2.0)  # past the lease
         assert await other.take(SERVER)  # the crashed one's slot came free
         assert not await other.take(SERVER)  # the live one's did not
     finally:
