@@ -112,8 +112,11 @@ def replica_env(workdir: Path, upstream: str, **settings: str) -> dict[str, str]
 
 
 @contextmanager
-def replicas(workdir: Path, count: int, upstream: str, **settings: str) -> Iterator[list[Replica]]:
-    """`count` replicas started at once, each ready before the block runs; stopped after."""
+def replicas(
+    workdir: Path, count: int, upstream: str, *args: str, **settings: str
+) -> Iterator[list[Replica]]:
+    """`count` replicas (`serve` with `args`) started at once, each ready before the block
+    runs; stopped after."""
     started: list[Replica] = []
     with ExitStack() as stack:
         for number in range(count):
@@ -123,7 +126,7 @@ def replicas(workdir: Path, count: int, upstream: str, **settings: str) -> Itera
             log = home / "stdout.log"
             out = stack.enter_context(log.open("wb"))
             process = subprocess.Popen(
-                [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+                [sys.executable, "-m", "app.cli", "serve", "--port", str(port), *args],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=replica_env(home, upstream, **settings),

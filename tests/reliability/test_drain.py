@@ -46,11 +46,12 @@ async def exit_within(process: object, timeout: float) -> float:
 
 
 @pytest.mark.timeout(180)
+@pytest.mark.parametrize("workers", ["1", "2"])
 async def test_sigterm_lets_the_stream_finish_and_refuses_new_requests(
-    tmp_path: Path, upstream: str, pace: Pace
+    tmp_path: Path, upstream: str, pace: Pace, workers: str
 ) -> None:
     settings = {"LLAMARADA_SERVER__DRAIN_TIMEOUT": str(DEADLINE)}
-    with replicas(tmp_path, 1, upstream, **settings) as (replica,):
+    with replicas(tmp_path, 1, upstream, "--workers", workers, **settings) as (replica,):
         async with (
             httpx.AsyncClient(timeout=30) as streaming,
             httpx.AsyncClient(timeout=5) as other,
