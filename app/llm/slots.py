@@ -209,7 +209,10 @@ class ClusterSlots:
     async def _refresh_loop(self) -> None:
         while True:
             await asyncio.sleep(self._lease_seconds / 3)
-            await self.refresh()
+            try:
+                await self.refresh()
+            except Exception:  # the loop must outlive any one failure, or the leases lapse
+                logger.exception("refreshing the upstream leases failed")
 
     async def refresh(self) -> None:
         """Push forward the expiry of every lease and wait this process holds."""
