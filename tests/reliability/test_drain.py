@@ -36,6 +36,17 @@ def upstream(pace: Pace) -> Iterator[str]:
         yield url
 
 
+async def unready(client: httpx.AsyncClient, url: str, timeout: float = 5.0) -> httpx.Response:
+    """`/health/ready` once it answers 503 (the signal reaches the handler, and with several
+    workers each of them, a moment after it is sent)."""
+    started = time.monotonic()
+    while True:
+        response = await client.get(f"{url}/health/ready")
+        if response.status_code == 503 or time.monotonic() - started > timeout:
+            return response
+        await asyncio.sleep(0.02)
+
+
 async def exit_within(process: object, timeout: float) -> float:
     """Seconds until the process exits."""
     started = time.monotonic()
@@ -64,9 +75,7 @@ async def test_sigterm_lets_the_stream_finish_and_refuses_new_requests(
                 assert not first["done"]
                 replica.process.send_signal(signal.SIGTERM)
                 signalled = time.monotonic()
-                await asyncio.sleep(0.3)  # the signal handler runs between two bytecodes
-
-                ready = await other.get(f"{url}/health/ready")
+                ready = await unready(other, url)
                 assert ready.status_code == 503
                 assert ready.json()["status"] == "draining"
                 refused = await other.post(f"{url}/api/chat", json={**chat_body(2)})
