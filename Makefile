@@ -37,8 +37,14 @@ lint: $(VENV)/.test-deps
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: system-deps lint
-	$(BIN)/pytest
+# checkov scans the Helm chart (tests/deploy/test_helm.py); its many pins get a venv of their own.
+CHECKOV_VENV := .venv-checkov
+$(CHECKOV_VENV)/bin/checkov:
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet 'checkov>=3.3.30'
+
+test: system-deps lint $(CHECKOV_VENV)/bin/checkov
+	CHECKOV=$(CHECKOV_VENV)/bin/checkov $(BIN)/pytest
 
 # LiteLLM's proxy, the reference the gateway benchmark compares with, in a venv of its own.
 LITELLM_VENV := .venv-litellm
@@ -73,4 +79,4 @@ eval-semantic: $(VENV)/.test-deps
 	$(BIN)/python -m bench.semantic_eval
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) .mypy_cache .ruff_cache .pytest_cache

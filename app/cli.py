@@ -46,7 +46,8 @@ def server_options(settings: Settings, host: str, port: int, workers: int) -> di
         "workers": workers,
         "log_config": logging_config(settings.log_level),
         "access_log": False,  # the app logs each request itself, without its headers
-        "timeout_graceful_shutdown": 10,
+        # The app's drain (app.api.drain) has waited for the requests in flight already.
+        "timeout_graceful_shutdown": 2,
         "timeout_keep_alive": server.keep_alive_timeout,
         "limit_concurrency": server.max_connections,
         # Read by GuardedHttpToolsProtocol too: httptools itself has no header limit.

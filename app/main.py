@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 
 import httpx
 from fastapi import FastAPI
@@ -27,6 +27,7 @@ from app.api import (
 )
 from app.api.access import AccessMiddleware, HostCheckMiddleware
 from app.api.docs import mount_docs
+from app.api.drain import Drain, DrainMiddleware
 from app.api.errors import ERROR_RESPONSES, install_error_handlers
 from app.api.frontend import mount_frontend
 from app.api.mcp import McpEndpoint
@@ -48,10 +49,13 @@ from app.rag.multilingual import MultilingualEmbedder
 logger = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, *, backend: Backend | None = None, drain_on_signals: bool = False
+) -> FastAPI:
     """Build the app; a `backend` handed in (started, and closed by the caller) replaces the
-    configured one."""
+    configured one; `drain_on_signals` (the server process) drains on SIGTERM."""
     metrics = Metrics()
+    drain = Drain(settings.server.drain_timeout)
     keys = build_key_ring(
         settings.api_keys.get_secret_value() if settings.api_keys else None,
         settings.api_keys_file,
@@ -101,7 +105,8 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
         gc.collect()
         gc.freeze()
         try:
-            yield
+            with drain.on_signals() if drain_on_signals else nullcontext():
+                yield
         finally:
             await app.state.quotas.aclose()
             await app.state.mcp_servers.aclose()
@@ -130,6 +135,7 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
     )
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.drain = drain
     install_error_handlers(app)
     app.add_middleware(
         BodyLimitMiddleware,
@@ -158,6 +164,7 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
             max_age=600,
         )
     app.add_middleware(HostCheckMiddleware, allowed=settings.allowed_hosts)
+    app.add_middleware(DrainMiddleware, drain=drain)  # counts what a drain waits for
     app.add_middleware(RequestContextMiddleware)  # every answer has an id and a log
     if tracing_wanted():  # outermost: the access log line carries the request's trace id
         app.add_middleware(TracingMiddleware)
@@ -179,4 +186,4 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
 
 def app_from_env() -> FastAPI:
     """Factory for uvicorn workers (logging is set up by `llamarada serve`)."""
-    return create_app(load_settings())
+    return create_app(load_settings(), drain_on_signals=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from app.api.deps import CacheDep, CompletionsDep, MetricsDep, RagDep
@@ -20,8 +20,13 @@ async def live() -> dict[str, str]:
 
 
 @router.get("/health/ready", response_model=None)
-async def ready(completions: CompletionsDep, cache: CacheDep, rag: RagDep) -> Response:
-    """Ready when the model backend answers; a cache or vector store that is down degrades."""
+async def ready(
+    request: Request, completions: CompletionsDep, cache: CacheDep, rag: RagDep
+) -> Response:
+    """Ready when the model backend answers; a cache or vector store that is down degrades;
+    unready at once when draining (SIGTERM)."""
+    if request.app.state.drain.draining:
+        return JSONResponse({"status": "draining"}, status_code=503, headers={"Retry-After": "1"})
     backend = completions.backend
     checks: dict[str, dict[str, Any]] = {}
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import socket
 from collections.abc import AsyncIterator
@@ -39,8 +40,6 @@ from app.rag.build import build_rag
 logger = logging.getLogger(__name__)
 
 DISPATCH_PAGE = 200  # item tasks enqueued at once
-# Seconds a stopping worker lets its items finish; the rest go back to the queue for others.
-SHUTDOWN_GRACE = 2
 
 
 async def run_worker(
@@ -92,7 +91,8 @@ async def run_worker(
         concurrency=concurrency,
         timers={"sweep": batch.sweep_interval, "abort": 1, "schedule": 1, "worker_info": 10},
         dequeue_timeout=1,
-        shutdown_grace_period_s=SHUTDOWN_GRACE,
+        # Items still running at the drain deadline go back to the queue for other workers.
+        shutdown_grace_period_s=math.ceil(settings.server.drain_timeout),
     )
     upkeep = asyncio.create_task(_upkeep(runner, queue, metrics, batch.sweep_interval))
     logger.info(

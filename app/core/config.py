@@ -56,6 +56,11 @@ class PoolSettings(BaseModel):
     breaker_cooldown: float = Field(default=10.0, gt=0, description="seconds before a retry")
     health_interval: float = Field(default=10.0, gt=0, description="seconds between checks")
     retry_after: int = Field(default=2, ge=1, description="seconds, sent with 503s")
+    lease_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="with Redis: seconds a dead replica's slots stay taken (the cap is shared)",
+    )
 
 
 class LimitSettings(BaseModel):
@@ -102,6 +107,11 @@ class ServerSettings(BaseModel):
     )
     body_timeout: float = Field(
         default=60.0, gt=0, description="seconds a request body may pause; then 408"
+    )
+    drain_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="after SIGTERM, seconds requests in flight (and batch items) may take to end",
     )
 
 

@@ -28,11 +28,21 @@ def build_backend(settings: Settings, metrics: Metrics) -> Backend:
 def _model_backend(settings: Settings, metrics: Metrics) -> Backend:
     if settings.llm_backend == "ollama":
         from app.llm.pool import OllamaPool
+        from app.llm.slots import ClusterSlots
 
+        redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+        slots = ClusterSlots(
+            redis_url,
+            max_concurrency=settings.pool.max_concurrency,
+            max_queue=settings.pool.max_queue,
+            lease_seconds=settings.pool.lease_seconds,
+            max_connections=settings.redis_max_connections,
+        )
         return OllamaPool(
             [upstream_backend(upstream, settings) for upstream in settings.pool_upstreams],
             settings.pool,
             metrics,
+            slots=slots,
         )
     from app.llm.aliases import AliasedBackend
     from app.llm.embedded import EmbeddedBackend

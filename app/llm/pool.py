@@ -6,7 +6,8 @@ least busy. Any failure before the first chunk (a refused, dropped or reset conn
 timeout, an empty or cut response, a 503 or a 429) fails over to the next server, as nothing
 has reached the client yet; after the first chunk nothing is retried. Each server takes
 `max_concurrency` requests at once and queues `max_queue` more; when every queue is full the
-pool answers at once with `Overloaded` (503 and Retry-After) instead of timing out.
+pool answers at once with `Overloaded` (503 and Retry-After) instead of timing out. With Redis,
+the cap and the queue hold across every process sharing it (`app.llm.slots`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from app.core.errors import (
 from app.core.metrics import Metrics
 from app.llm.base import Backend, ChatRequest, Chunk, Embeddings, GenerateRequest, ModelInfo
 from app.llm.ollama import OllamaBackend
+from app.llm.slots import ClusterSlots
 from app.llm.version import lowest_version
 
 logger = logging.getLogger(__name__)
@@ -83,10 +85,17 @@ class OllamaPool:
         *,
         connect_timeout: float = 5.0,
         read_timeout: float = 300.0,
+        slots: ClusterSlots | None = None,
     ) -> None:
         self.name = "ollama"
         self._settings = settings
         self._metrics = metrics
+        self._slots = slots or ClusterSlots(
+            None,
+            max_concurrency=settings.max_concurrency,
+            max_queue=settings.max_queue,
+            lease_seconds=settings.lease_seconds,
+        )
         self.members = [
             Member(
                 OllamaBackend(url, connect_timeout=connect_timeout, read_timeout=read_timeout)
@@ -100,6 +109,7 @@ class OllamaPool:
     async def start(self) -> None:
         """Read every server's models once, then keep checking them in the background."""
         await self.refresh()
+        await self._slots.start()
         self._health_task = asyncio.create_task(self._health_loop())
 
     async def aclose(self) -> None:
@@ -108,6 +118,7 @@ class OllamaPool:
             self._health_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._health_task
+        await self._slots.aclose()
         for member in self.members:
             await member.backend.aclose()
 
@@ -138,11 +149,13 @@ class OllamaPool:
         cap = self._settings.max_concurrency
         serving.sort(key=lambda m: (model not in m.loaded, m.in_flight / cap, m.waiting))
         for member in serving:
-            if member.in_flight < cap:
+            if member.in_flight < cap and await self._slots.take(member.url):
                 self._take(member)
                 return member
         queue = min(serving, key=lambda m: m.waiting)
-        if queue.waiting >= self._settings.max_queue:
+        if queue.waiting >= self._settings.max_queue or not await self._slots.enter_queue(
+            queue.url
+        ):
             raise Overloaded(
                 f"every Ollama server with {model!r} is busy and its queue is full",
                 retry_after=self._settings.retry_after,
@@ -150,11 +163,14 @@ class OllamaPool:
         queue.waiting += 1
         try:
             with tracing.span("llamarada.queue.wait", {"llamarada.upstream.server": queue.url}):
-                while queue.in_flight >= cap:
+                while True:
                     queue.slot_freed.clear()
-                    await queue.slot_freed.wait()
+                    if queue.in_flight < cap and await self._slots.take(queue.url):
+                        break
+                    await self._slots.wait(queue.slot_freed)
         finally:
             queue.waiting -= 1
+            self._slots.leave_queue(queue.url)
         self._take(queue)
         return queue
 
@@ -174,6 +190,7 @@ class OllamaPool:
         self._metrics.in_flight.labels(backend=member.url).set(member.in_flight)
 
     def _release(self, member: Member) -> None:
+        self._slots.release(member.url)
         member.in_flight -= 1
         self._metrics.in_flight.labels(backend=member.url).set(member.in_flight)
         member.slot_freed.set()

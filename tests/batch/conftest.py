@@ -146,6 +146,7 @@ def start_workers(redis_settings: Settings) -> Iterator[StartWorkers]:
         LLAMARADA_CACHE_TTL="0",
         LLAMARADA_LOG_LEVEL="WARNING",
         LLAMARADA_DATA_DIR=str(redis_settings.data_dir),
+        LLAMARADA_SERVER__DRAIN_TIMEOUT="2",  # a stopped worker hands its items back soon
         **{f"LLAMARADA_BATCH__{k.upper()}": str(v) for k, v in FAST_RECOVERY.items()},
     )
 

@@ -49,9 +49,17 @@ def breaker_of(member: Member) -> Breaker:
     return member.breaker
 
 
-async def make_pool(urls: list[str], settings: PoolSettings = FAST, **kw: float) -> OllamaPool:
+async def make_pool(
+    urls: list[str],
+    settings: PoolSettings = FAST,
+    *,
+    connect_timeout: float = 5.0,
+    read_timeout: float = 300.0,
+) -> OllamaPool:
     """A started pool over the URLs."""
-    pool = OllamaPool(urls, settings, Metrics(), **kw)
+    pool = OllamaPool(
+        urls, settings, Metrics(), connect_timeout=connect_timeout, read_timeout=read_timeout
+    )
     await pool.start()
     return pool
 
