@@ -28,7 +28,7 @@ class Options(BaseModel):
     presence_penalty: float | None = None
     frequency_penalty: float | None = None
     penalize_newline: bool | None = None
-    mirostat: Literal[0, 1, 2] | None = None
+    mirostat: int | None = Field(default=None, ge=0, le=2)  # 0, 1 or 2; strict: not `false`
     mirostat_tau: float | None = None
     mirostat_eta: float | None = None
     stop: list[str] | None = None

@@ -227,11 +227,15 @@ def error_type(status: int, project_type: str) -> str:
     """The Anthropic error type for a project error."""
     if project_type in ERROR_TYPES:
         return project_type
-    if status == 413:
-        return "request_too_large"
-    if status == 429:
-        return "rate_limit_error"
-    return "invalid_request_error" if status < 500 else "api_error"
+    by_status = {
+        401: "authentication_error",
+        403: "permission_error",
+        404: "not_found_error",
+        413: "request_too_large",
+        429: "rate_limit_error",
+        503: "overloaded_error",
+    }
+    return by_status.get(status, "invalid_request_error" if status < 500 else "api_error")
 
 
 def error_body(status: int, project_type: str, message: str) -> dict[str, Any]:

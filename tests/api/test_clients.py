@@ -59,7 +59,7 @@ def test_ollama_client_generate_embed_list_show_ps(url: str) -> None:
     assert [m.model for m in listed.models] == [MODEL, "asistente:latest"]
     assert shown.details is not None
     assert shown.details.format == "gguf"
-    assert shown.capabilities == ["completion"]
+    assert shown.capabilities == ["completion", "tools"]  # tools emulated under a grammar
     assert [m.model for m in running.models] == [MODEL]
 
 
