@@ -21,7 +21,7 @@ CANDIDATES = 50  # at least this many from each side before fusing (more: better
 RERANKED = 30  # the best fused candidates that get the closer look
 # Relevance lost per share of the question's words that name what the collection never holds
 # (support.py); chosen with RagSettings.min_score on the dev questions.
-UNHELD_PENALTY = 0.5
+UNHELD_PENALTY = 1.0
 COMPACT_SHARE = 0.25  # rebuild an index once this share of its positions are removed chunks
 
 

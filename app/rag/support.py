@@ -3,9 +3,10 @@
 Retrieval scores alone do not tell an answerable question from a plausible one the documents
 do not answer: both find on-topic passages. What such a question often has is a name the
 documents never use ("certbot", "PostgreSQL", "timedatectl"). A word counts when no chunk
-holds it under either language's analysis and it is rare in everyday Spanish and English
-(wordfreq's frequencies), so that a question phrased in other words than the documents, or
-in the other language, is not taken for one about something else.
+holds it under either language's analysis and no everyday word of either language shares
+its stem (the ~30,000 commonest words of each, from wordfreq's small lists: "lancé" meets
+"lance", "diagnosticarlos" meets "diagnosticar"), so that a question phrased in other words
+than the documents, or in the other language, is not taken for one about something else.
 """
 
 from __future__ import annotations
@@ -13,18 +14,35 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from app.rag.lexical import QUERY_ANALYZERS, LexicalIndex
+from app.rag.language import LANGUAGES, Language
+from app.rag.lexical import ANALYZERS, QUERY_ANALYZERS, LexicalIndex
 
-RARE_ZIPF = 2.5  # at most ~3 uses per 10 million words: a name, not an everyday word
 _WORD = re.compile(r"\w+")
 
 
-@lru_cache(maxsize=50_000)
-def everyday(word: str) -> bool:
-    """Whether a word is common in Spanish or English text."""
-    from wordfreq import zipf_frequency  # its word lists load on first use
+@lru_cache(maxsize=1)
+def _everyday_stems() -> dict[Language, frozenset[str]]:
+    """The stems of each language's commonest words (built once, about a second)."""
+    from wordfreq import iter_wordlist
 
-    return max(zipf_frequency(word, "en"), zipf_frequency(word, "es")) >= RARE_ZIPF
+    return {
+        language: frozenset(
+            term
+            for word in iter_wordlist(language, wordlist="small")
+            for term in ANALYZERS[language].terms(word)
+        )
+        for language in LANGUAGES
+    }
+
+
+def everyday(word: str) -> bool:
+    """Whether a word shares its stem with a common Spanish or English word."""
+    stems = _everyday_stems()
+    return any(
+        term in stems[language]
+        for language in LANGUAGES
+        for term in ANALYZERS[language].terms(word)
+    )
 
 
 def unheld_words(question: str, index: LexicalIndex) -> tuple[list[str], list[str]]:
