@@ -23,6 +23,7 @@ WINDOW = 16  # terms: about a sentence, where an answer's words sit together
 COGNATE_LETTERS = 5
 _WORD = re.compile(r"\w+")
 _ANY_STOPWORD = frozenset().union(*STOPWORDS.values())
+_COGNATES: dict[str, str] = {}  # word -> its cognate key, remembered across calls
 
 
 @dataclass(frozen=True)
@@ -123,11 +124,18 @@ def _stemmed_evidence(
 
 def _cognates(text: str) -> list[str]:
     """Folded words of either language cut to their first letters, function words left out."""
-    return [
-        word[:COGNATE_LETTERS]
-        for word in _WORD.findall(fold(text))
-        if len(word) > 2 and word not in _ANY_STOPWORD
-    ]
+    out = []
+    for word in _WORD.findall(text.casefold()):
+        cognate = _COGNATES.get(word)
+        if cognate is None:
+            folded = fold(word)
+            cognate = folded[:COGNATE_LETTERS] if len(folded) > 2 else ""
+            cognate = "" if folded in _ANY_STOPWORD else cognate
+            if len(_COGNATES) < 500_000:  # a vocabulary bound against junk text
+                _COGNATES[word] = cognate
+        if cognate:
+            out.append(cognate)
+    return out
 
 
 def _cognate_evidence(query: str, text: str, heading: str, dense: float) -> Evidence:
