@@ -15,12 +15,12 @@ from app.core.metrics import Metrics
 from app.llm.base import ChatRequest, Chunk, Message, ModelInfo, Options
 from app.llm.completions import CompletionService, Reply, replay
 from app.rag.extract import extractive_answer
+from app.rag.language import detect as detect_language
 from app.rag.prompt import (
     NOT_FOUND,
     build_prompt,
     citation,
     cited_numbers,
-    detect_language,
     sources_footer,
 )
 from app.rag.schemas import QueryRequest, QueryResponse

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ from app.rag.embeddings import MINILM_MODEL, Embedder, MiniLMEmbedder, OllamaEmb
 from app.rag.multilingual import USE_MODEL, MultilingualEmbedder
 from app.rag.service import KnowledgeBase
 from app.rag.store import ChromaStore
+from app.rag.support import warm
 
 # The models that run in process, by the name a collection records.
 LOCAL_EMBEDDERS: dict[str, Callable[[], Embedder]] = {
@@ -61,6 +63,8 @@ def build_rag(settings: Settings, completions: CompletionService, metrics: Metri
             return local()
         return OllamaEmbedder(backend, model) if backend is not None else None
 
+    # The everyday-word stems refusals read take seconds to build: not in a question's time.
+    threading.Thread(target=warm, name="rag-everyday-words", daemon=True).start()
     knowledge = KnowledgeBase(store, embedder, rag, metrics, other_embedder=other)
     answers = AnswerService(knowledge, completions, rag, metrics)
     return Rag(knowledge, answers, ChatService(completions, answers))

@@ -17,8 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import Stemmer
 
-from app.rag.language import LANGUAGES, STOPWORDS, Language, detect
-from app.rag.language import fold as fold  # re-exported: prompt.py folds with it
+from app.rag.language import LANGUAGES, STOPWORDS, Language, detect, fold
 
 K1 = 1.2
 B = 0.75
@@ -166,6 +165,10 @@ class LexicalIndex:
             self._stats = (norm, alive, np.array(self._languages, dtype=np.int8))
             self._stats_fresh = True
         return self._stats
+
+    def holds(self, term: str) -> bool:
+        """Whether a live chunk holds the term."""
+        return self._df.get(term, 0) > 0
 
     def idf(self, term: str) -> float:
         """Lucene's idf: positive for every term, highest for one no chunk holds."""

@@ -6,14 +6,12 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 from app.llm.base import Message
-from app.rag.lexical import fold
+from app.rag.language import Language
 from app.rag.retrieve import Hit
 from app.rag.schemas import Citation
 
-Language = Literal["en", "es"]
 SNIPPET_CHARS = 240
 CHARS_PER_TOKEN = 3  # a pessimistic average for English and Spanish; keeps prompts inside n_ctx
 
@@ -40,27 +38,7 @@ NOT_FOUND = {
 }
 SOURCES_LABEL = {"es": "Fuentes", "en": "Sources"}
 
-_SPANISH_WORDS = (
-    "que de la el los las del por para una como cual cuales donde cuando quien cuanto cuantos "
-    "es son esta estan hay tiene puede se su sus con sin sobre entre porque mas tambien"
-)
-_ENGLISH_WORDS = (
-    "the what which who whom where when why how is are was were does do did of to in on for "
-    "with and or this that these those can could should would has have about"
-)
-_SPANISH = frozenset(_SPANISH_WORDS.split())
-_ENGLISH = frozenset(_ENGLISH_WORDS.split())
 _CITATION = re.compile(r"\[(\d{1,2})\]")
-
-
-def detect_language(text: str) -> Language:
-    """Spanish or English, from marks and common words; English when unsure."""
-    if any(mark in text for mark in "¿¡ñÑ"):
-        return "es"
-    words = re.findall(r"\w+", fold(text))
-    spanish = sum(word in _SPANISH for word in words) + 2 * len(re.findall(r"[áéíóú]", text))
-    english = sum(word in _ENGLISH for word in words)
-    return "es" if spanish > english else "en"
 
 
 def estimate_tokens(text: str) -> int:

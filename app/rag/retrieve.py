@@ -10,14 +10,19 @@ import numpy as np
 import numpy.typing as npt
 
 from app.core import tracing
+from app.rag.language import detect
 from app.rag.lexical import LexicalIndex
 from app.rag.rerank import BAR, WEIGHTS, Bar, Weights, evidence, order
 from app.rag.schemas import SearchResult
 from app.rag.store import ChromaStore, Metadata, Row
+from app.rag.support import unheld_share
 
 RRF_K = 60  # the constant of Cormack et al.; damps the weight of the very top ranks
 CANDIDATES = 50  # at least this many from each side before fusing (more: better recall)
 RERANKED = 30  # the best fused candidates that get the closer look
+# Relevance lost per share of the question's words that name what the collection never holds
+# (support.py); chosen with RagSettings.min_score on the dev questions.
+UNHELD_PENALTY = 1.0
 COMPACT_SHARE = 0.25  # rebuild an index once this share of its positions are removed chunks
 
 
@@ -26,7 +31,8 @@ class Hit:
     """A retrieved chunk and why: cosine similarity, query coverage, fused rank score.
 
     `score` is its relevance in 0..1, what thresholds compare: the reranker's weighted
-    evidence (the dense part left out when the embedding model does not know the language).
+    evidence (the dense part left out when the embedding model does not know the language),
+    less a penalty when the question names things no chunk of the collection holds.
     """
 
     id: str
@@ -208,6 +214,7 @@ async def hybrid_search(
         bar = BAR if trust_dense else Bar(dense=0.0, coverage=1.0)
         if not trust_dense:
             weights = replace(weights, dense=0.0)
+        query_language = detect(query)
         found = [
             evidence(
                 query,
@@ -216,9 +223,11 @@ async def hybrid_search(
                 dense.get(p, 0.0) if trust_dense else 0.0,
                 index.lexical.idf,
                 index.lexical.language(p),
+                query_language,
             )
             for p in ranked
         ]
+        penalty = UNHELD_PENALTY * unheld_share(query, index.lexical)
         if rerank:
             picked = order(found, [fused[p] for p in ranked], weights)
         else:
@@ -235,7 +244,7 @@ async def hybrid_search(
                 dense=dense.get(position),
                 lexical=lexical.get(position),
                 rank_score=fused[position],
-                score=found[i].relevance(bar),
+                score=max(found[i].relevance(bar) - penalty, 0.0),
             )
         )
     return [hit for hit in hits if hit.score >= min_score][:k]

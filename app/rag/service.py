@@ -23,9 +23,9 @@ from app.rag.ingest import (
     index_document,
     prepare_text,
 )
+from app.rag.language import detect as detect_language
 from app.rag.namespace import NAME, OWNER, Namespaces, display_name, owner_of
 from app.rag.parsing import ParseLimits, UploadParser
-from app.rag.prompt import detect_language
 from app.rag.reembed import is_shadow, reembed
 from app.rag.retrieve import Hit, IndexCache, hybrid_search, search_result
 from app.rag.schemas import (

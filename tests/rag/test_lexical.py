@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.rag.lexical import LexicalIndex, fold, terms
+from app.rag.language import fold
+from app.rag.lexical import LexicalIndex, terms
 
 TEXTS = [
     "La CANCIÓN del año se escuchó en todas las ciudades de España.",

@@ -38,8 +38,8 @@ def test_a_heading_that_names_the_query_lifts_a_candidate() -> None:
 def test_order_rescales_similarity_over_the_candidates() -> None:
     low = Evidence(dense=0.30, coverage=0.0, proximity=0.0, heading=0.0)
     high = Evidence(dense=0.32, coverage=0.0, proximity=0.0, heading=0.0)
-    words = Evidence(dense=0.30, coverage=0.5, proximity=0.5, heading=0.0)
-    # 0.02 of cosine is the whole spread here, so it outweighs half the query's words.
+    words = Evidence(dense=0.30, coverage=0.3, proximity=0.3, heading=0.0)
+    # 0.02 of cosine is the whole spread here, so it outweighs a third of the query's words.
     assert order([low, high, words], [0.1, 0.1, 0.1]) == [1, 2, 0]
 
 
@@ -51,3 +51,22 @@ def test_relevance_stays_in_0_1_and_rises_with_evidence() -> None:
     assert none.relevance(bar) == 0.0
     assert full.relevance(bar) == 1.0
     assert 0.0 < some.relevance(bar) < 1.0
+
+
+def test_a_chunk_in_the_other_language_counts_the_words_both_share() -> None:
+    query = "Which df option limits the listing to local file systems?"
+    spanish = "-l, --local\n    limita el listado a los sistemas de ficheros locales"
+    stemmed_only = evidence(query, spanish, "", 0.5, idf, "es")
+    across = evidence(query, spanish, "", 0.5, idf, "es", query_language="en")
+    assert stemmed_only.coverage < across.coverage
+    # "limit(s/a)" and "local(es)" are shared, "listing/listado" and "systems/sistemas" not.
+    assert across.coverage == pytest.approx(2 / 6)
+    assert across.proximity == pytest.approx(across.coverage)
+
+
+def test_a_chunk_in_the_query_language_ignores_word_beginnings() -> None:
+    query = "Which option limits the listing?"
+    text = "The limitless listener has options."  # shares "limit", "liste", "optio" only
+    plain = evidence(query, text, "", 0.5, idf, "en")
+    same = evidence(query, text, "", 0.5, idf, "en", query_language="en")
+    assert same == plain
