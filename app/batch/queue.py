@@ -182,14 +182,17 @@ class BatchRedisQueue(RedisQueue):
             logger.warning("batch task swept", extra={"task": job.key, "status": job.status})
             swept.append(_str(job_id))
             await self.abort(job, error=self.swept_error_message)
-            with contextlib.suppress(asyncio.TimeoutError, RuntimeError):
-                # RuntimeError: its record is gone, it ended meanwhile; running it again is
-                # safe (the store keeps an item's first result only) and may be needed.
+            try:
                 await job.refresh(abort)
-            if job.retryable:
-                await self.retry(job, error=self.swept_error_message)
-            else:
-                await self.finish(job, Status.ABORTED, error=self.swept_error_message)
+            except (TimeoutError, RuntimeError):
+                pass  # RuntimeError: its record is gone, it ended meanwhile (or was aborted)
+            finally:
+                # Off every list now: requeued even when this worker is being stopped. Running
+                # an item again is safe, the store keeps its first result only.
+                if job.retryable:
+                    await self.retry(job, error=self.swept_error_message)
+                else:
+                    await self.finish(job, Status.ABORTED, error=self.swept_error_message)
         self._unmarked = unmarked
         return swept
 
