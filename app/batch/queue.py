@@ -16,7 +16,7 @@ from typing import Protocol
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
-from saq import Job
+from saq import Job, Status
 from saq.queue.redis import RedisQueue
 
 from app.batch.runner import JobRunner
@@ -129,12 +129,72 @@ class InProcessQueue:
                 logger.exception("batch maintenance failed")
 
 
+# The active list with each task's record, read atomically, by one sweeper at a time (saq's).
+_LIST_ACTIVE = """
+local found = {}
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('SETEX', KEYS[1], ARGV[1], 1)
+  for i, id in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+    found[i] = {id, redis.call('GET', id)}
+  end
+end
+return found
+"""
+
+
 class BatchRedisQueue(RedisQueue):
-    """saq's Redis queue, with a shorter wait for the items of a worker presumed dead."""
+    """saq's Redis queue, whose sweep leaves alone the tasks a live worker has just dequeued.
+
+    A worker moves a task to the active list, then marks it active: saq's own sweep takes a
+    task caught between the two for abandoned, aborts it and queues it again while it runs, so
+    it runs twice, or is lost when its worker honours the abort. Here a task not marked active
+    is swept only when a later sweep finds its record unchanged; one whose heartbeat stopped is
+    swept at once, as in saq.
+    """
+
+    def __init__(self, redis: aioredis.Redis, name: str) -> None:
+        super().__init__(redis, name=name)
+        self._list_active = self.redis.register_script(_LIST_ACTIVE)
+        self._unmarked: set[tuple[bytes, bytes]] = set()  # (id, record) seen by the last sweep
 
     async def sweep(self, lock: int = 60, abort: float = SWEEP_ABORT_WAIT) -> list[str]:
-        """Requeue (retry) items whose worker stopped sending heartbeats."""
-        return await super().sweep(lock, abort)
+        """Requeue (retry) tasks whose worker stopped sending heartbeats or never started them."""
+        found = await self._list_active(keys=[self.namespace("sweep"), self._active], args=[lock])
+        if not found:  # another worker sweeps now, or nothing runs
+            return []
+        unmarked: set[tuple[bytes, bytes]] = set()
+        swept: list[str] = []
+        for job_id, record in found:
+            job = self.deserialize(record)
+            if job is None:  # its record is gone (as in saq)
+                swept.append(_str(job_id))
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    pipe.lrem(self._active, 0, job_id)
+                    pipe.zrem(self._incomplete, job_id)
+                    await pipe.execute()
+                continue
+            marked = job.status in (Status.ACTIVE, Status.ABORTING)
+            if marked and not job.stuck:
+                continue  # its worker's heartbeat is fresh
+            if not marked and (job_id, record) not in self._unmarked:
+                unmarked.add((job_id, record))  # maybe dequeued a moment ago: look again
+                continue
+            logger.warning("batch task swept", extra={"task": job.key, "status": job.status})
+            swept.append(_str(job_id))
+            await self.abort(job, error=self.swept_error_message)
+            try:
+                await job.refresh(abort)
+            except (TimeoutError, RuntimeError):
+                pass  # RuntimeError: its record is gone, it ended meanwhile (or was aborted)
+            finally:
+                # Off every list now: requeued even when this worker is being stopped. Running
+                # an item again is safe, the store keeps its first result only.
+                if job.retryable:
+                    await self.retry(job, error=self.swept_error_message)
+                else:
+                    await self.finish(job, Status.ABORTED, error=self.swept_error_message)
+        self._unmarked = unmarked
+        return swept
 
 
 def item_task(settings: BatchSettings, job_id: str, index: int) -> Job:
@@ -191,6 +251,10 @@ class SaqJobQueue:
             await self.queue.disconnect()
         except (RedisError, OSError) as exc:
             logger.warning("batch queue closed uncleanly", extra={"error": str(exc)})
+
+
+def _str(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 @contextlib.asynccontextmanager
