@@ -77,7 +77,7 @@ async def test_worker_sigterm_finishes_short_items(
     assert held
     for index in held:  # finished where they were, never started again
         assert attempts[index] == 1, (index, attempts)
-    assert exited_after < DRAIN + 5
+    assert exited_after < DRAIN + 8  # the deadline, not a hang (loose: a busy 2-core machine)
 
 
 async def test_worker_sigterm_hands_back_items_past_the_deadline(
