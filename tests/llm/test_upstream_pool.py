@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -68,6 +69,14 @@ def served(url: str) -> float:
     )
 
 
+async def counted(url: str, expected: float, wait: float = 10.0) -> float:
+    """`served(url)` once it reaches `expected`, or what it is after `wait` seconds."""
+    deadline = time.monotonic() + wait
+    while (found := served(url)) < expected and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    return found
+
+
 @pytest.mark.timeout(600)
 async def test_pool_serves_both_surfaces_from_both_upstream_types_and_fails_over(
     tmp_path: Path,
@@ -87,7 +96,9 @@ async def test_pool_serves_both_surfaces_from_both_upstream_types_and_fails_over
             assert [model["name"] for model in tags].count(MODEL) == 1  # one name, two servers
             before = served(ollama_url)
             from_ollama = await ask_both_surfaces(client, "one")
-            assert served(ollama_url) == before + 2  # it has the model loaded: preferred
+            # Both went to it (listed first, the model loaded); its counter is written just
+            # after the answer's last byte, so give it a moment.
+            assert await counted(ollama_url, before + 2) == before + 2
             ollama_child.kill()  # SIGKILL: the Ollama-protocol server is gone
             ollama_child.wait()
             from_openai = await ask_both_surfaces(client, "two")
