@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
 
-from app.core import tracing
 from app.core.errors import (
-    InvalidRequest,
     LlamaradaError,
-    ModelNotFound,
-    Overloaded,
     UpstreamError,
     UpstreamUnavailable,
 )
 from app.llm.base import STATS, ChatRequest, Chunk, Embeddings, GenerateRequest, ModelInfo
+from app.llm.upstream_http import status_error, streamed
 
 _DONE_FIELDS = ("done_reason", *STATS)
 
@@ -80,43 +77,17 @@ class OllamaBackend:
             if not answered:
                 raise UpstreamUnavailable(f"{self.name} ended the answer before its first line")
 
-    @asynccontextmanager
-    async def _request(
+    def _request(
         self, method: str, path: str, model: str = "", **kwargs: Any
-    ) -> AsyncIterator[httpx.Response]:
-        """A streamed response with a 200 status, or the project's error for what went wrong."""
-        try:
-            headers = tracing.outgoing_headers()  # the trace goes on upstream
-            async with self._client.stream(method, path, headers=headers, **kwargs) as response:
-                if response.status_code != 200:
-                    await response.aread()
-                    raise await self._status_error(response, model)
-                yield response
-        except httpx.ConnectError:
-            raise UpstreamUnavailable(f"cannot connect to Ollama at {self.name}") from None
-        except httpx.TimeoutException:
-            raise UpstreamUnavailable(f"Ollama at {self.name} timed out") from None
-        except httpx.RequestError as exc:
-            # Dropped, reset, or an empty or truncated head: the server is gone before it
-            # answered, which is what "unavailable" means to the pool (it fails over).
-            raise UpstreamUnavailable(f"Ollama at {self.name} failed: {exc}") from None
+    ) -> AbstractAsyncContextManager[httpx.Response]:
+        """A streamed response with a 2xx status, or the project's error for what went wrong."""
 
-    async def _status_error(self, response: httpx.Response, model: str) -> LlamaradaError:
-        message = _error_message(response)
-        status = response.status_code
-        if status == 404 and model:
-            try:
-                names = [info.name for info in await self.list_models()]
-            except LlamaradaError:
-                names = []
-            return ModelNotFound(model, names)
-        if status in (400, 422):
-            return InvalidRequest(message)
-        if status == 429:
-            return Overloaded(message, retry_after=_retry_after(response))
-        if status == 503:
-            return UpstreamUnavailable(message, retry_after=_retry_after(response))
-        return UpstreamError(f"Ollama answered {status}: {message}")
+        async def refused(response: httpx.Response) -> LlamaradaError:
+            return await status_error(response, model, server="Ollama", models=self.list_models)
+
+        return streamed(
+            self._client, method, path, where=f"Ollama at {self.name}", refused=refused, **kwargs
+        )
 
     async def embed(self, model: str, inputs: list[str], *, truncate: bool = True) -> Embeddings:
         """POST `/api/embed`."""
@@ -205,20 +176,3 @@ def _chunk(data: dict[str, Any], shape: str) -> Chunk:
             if data.get(name) is not None:
                 setattr(chunk, name, data[name])
     return chunk
-
-
-def _error_message(response: httpx.Response) -> str:
-    try:
-        error = response.json().get("error")
-    except (ValueError, AttributeError):
-        error = None
-    if isinstance(error, dict):
-        error = error.get("message")
-    return str(error or response.text[:200] or response.reason_phrase)
-
-
-def _retry_after(response: httpx.Response) -> int:
-    try:
-        return max(1, int(response.headers.get("retry-after", "5")))
-    except ValueError:
-        return 5

@@ -5,24 +5,22 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
 from pydantic import SecretStr
 
-from app.core import tracing
 from app.core.errors import (
-    InvalidRequest,
     LlamaradaError,
     ModelNotFound,
-    Overloaded,
     UpstreamError,
     UpstreamUnavailable,
 )
 from app.llm.base import ChatRequest, Chunk, Embeddings, GenerateRequest, ModelInfo
 from app.llm.openai_params import ToolCallParts, chat_body, generate_body
+from app.llm.upstream_http import status_error, streamed
 
 # OpenAI's finish reasons as Ollama's done reasons (a tool call ends with "stop" there).
 _DONE_REASONS = {"length": "length", "tool_calls": "stop", "function_call": "stop"}
@@ -121,44 +119,15 @@ class OpenAIBackend:
             eval_duration=ended - first_at,
         )
 
-    @asynccontextmanager
-    async def _request(
+    def _request(
         self, method: str, path: str, model: str = "", **kwargs: Any
-    ) -> AsyncIterator[httpx.Response]:
+    ) -> AbstractAsyncContextManager[httpx.Response]:
         """A streamed response with a 2xx status, or the project's error for what went wrong."""
-        try:
-            headers = tracing.outgoing_headers()  # the trace goes on upstream
-            async with self._client.stream(method, path, headers=headers, **kwargs) as response:
-                if response.status_code // 100 != 2:
-                    await response.aread()
-                    raise await self._status_error(response, model)
-                yield response
-        except httpx.ConnectError:
-            raise UpstreamUnavailable(f"cannot connect to {self.name}") from None
-        except httpx.TimeoutException:
-            raise UpstreamUnavailable(f"{self.name} timed out") from None
-        except httpx.RequestError as exc:
-            # Dropped, reset, or an empty or truncated head: gone before it answered, which is
-            # what "unavailable" means to the pool (it fails over).
-            raise UpstreamUnavailable(f"{self.name} failed: {exc}") from None
 
-    async def _status_error(self, response: httpx.Response, model: str) -> LlamaradaError:
-        message = _error_message(response)
-        status = response.status_code
-        if status == 404 and model:
-            try:
-                names = [info.name for info in await self.list_models()]
-            except LlamaradaError:
-                names = []
-            return ModelNotFound(model, names)
-        if status in (400, 422):
-            return InvalidRequest(message)
-        if status == 429:
-            return Overloaded(message, retry_after=_retry_after(response))
-        if status == 503:
-            return UpstreamUnavailable(message, retry_after=_retry_after(response))
-        # 401 and 403 too: the gateway's key for the server is wrong, not the caller's request.
-        return UpstreamError(f"{self.name} answered {status}: {message}")
+        async def refused(response: httpx.Response) -> LlamaradaError:
+            return await status_error(response, model, server=self.name, models=self.list_models)
+
+        return streamed(self._client, method, path, where=self.name, refused=refused, **kwargs)
 
     async def embed(self, model: str, inputs: list[str], *, truncate: bool = True) -> Embeddings:
         """POST `/embeddings` (the server truncates, or refuses, as it is configured to)."""
@@ -275,20 +244,3 @@ def _is_vector(value: Any) -> bool:
 
 def _count(value: Any, default: int = 0) -> int:
     return value if isinstance(value, int) and value >= 0 else default
-
-
-def _error_message(response: httpx.Response) -> str:
-    try:
-        error = response.json().get("error")
-    except (ValueError, AttributeError):
-        error = None
-    if isinstance(error, dict):
-        error = error.get("message")
-    return str(error or response.text[:200] or response.reason_phrase)
-
-
-def _retry_after(response: httpx.Response) -> int:
-    try:
-        return max(1, int(response.headers.get("retry-after", "5")))
-    except ValueError:
-        return 5
