@@ -4,16 +4,20 @@ exported over OTLP/HTTP to a receiver in another process) against tracing off, s
 `python -m bench.tracing_overhead` prints the figures. The app runs in this process behind
 httpx's ASGI transport, in front of `bench.raw_upstream` (its own process) through the Ollama
 pool, so a request has every span a chat has: HTTP, model call, cache lookup (a miss: each prompt
-is new), queue wait, upstream call, and `traceparent` sent upstream. Off and on alternate round
-by round. Per request it records wall time and this process's CPU time (every thread: the span
-processor's exports included), whose medians are the figures; CPU time is what a busy shared
-machine disturbs least. With tracing off a request runs only the helpers' early returns, timed
-per call at the end. Logs are JSON lines at INFO, as `llamarada serve` writes them.
+is new), upstream call, and `traceparent` sent upstream. One app, started with tracing on,
+answers every request; every other request runs inside `tracing.suspended()`, as with tracing
+off (in the order on, off, off, on, so that neither mode always comes first). Pairing requests
+in one process takes out what drifts between runs (the machine's load, the heap, the caches).
+Per request it records wall time, this process's CPU time (every thread: the span processor's
+exports included) and the request thread's CPU time; the figures are their medians. With
+tracing off the middleware is not even installed; the helpers' early returns are timed per call
+at the end. Logs are JSON lines at INFO, as `llamarada serve` writes them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -37,9 +41,8 @@ from app.main import create_app
 from bench.common import free_port, process
 from bench.raw_upstream import MODEL
 
-ROUNDS = 3
-REQUESTS = 400  # measured per round and mode, after WARM_UP
-WARM_UP = 50
+REQUESTS = 4000  # measured, half in each mode, after WARM_UP
+WARM_UP = 200
 # Wall time; the process's CPU (the exporting thread's too); the request thread's CPU alone.
 KINDS: dict[str, Callable[[], float]] = {
     "wall": time.perf_counter,
@@ -47,31 +50,37 @@ KINDS: dict[str, Callable[[], float]] = {
     "thread_cpu": time.thread_time,
 }
 ON = {"OTEL_TRACES_SAMPLER": "always_on", "OTEL_SERVICE_NAME": "llamarada-bench"}
+MODES = ("on", "off", "off", "on")  # repeated: each mode first and last as often
 
 
-async def _measure(settings: Settings, round_: int) -> dict[str, list[float]]:
-    """Wall, process CPU and request-thread CPU milliseconds of each request to a fresh app."""
+async def _measure(settings: Settings) -> dict[str, dict[str, list[float]]]:
+    """Milliseconds of each request by mode and kind, to one app with tracing on."""
     app = create_app(settings)
-    times: dict[str, list[float]] = {kind: [] for kind in KINDS}
+    times: dict[str, dict[str, list[float]]] = {
+        mode: {kind: [] for kind in KINDS} for mode in ("on", "off")
+    }
     async with (
         LifespanManager(app) as manager,
         httpx.AsyncClient(
             transport=httpx.ASGITransport(app=manager.app), base_url="http://localhost"
         ) as client,
     ):
+        assert tracing.enabled(), "the app did not start tracing"
         for n in range(WARM_UP + REQUESTS):
+            mode = MODES[n % len(MODES)]
             body = {
                 "model": MODEL,
-                "messages": [{"role": "user", "content": f"hello {round_} {n}"}],
+                "messages": [{"role": "user", "content": f"hello {n}"}],
                 "stream": False,
             }
-            started = [clock() for clock in KINDS.values()]
-            response = await client.post("/api/chat", json=body)
-            ended = [clock() for clock in KINDS.values()]
+            with tracing.suspended() if mode == "off" else contextlib.nullcontext():
+                started = [clock() for clock in KINDS.values()]
+                response = await client.post("/api/chat", json=body)
+                ended = [clock() for clock in KINDS.values()]
             assert response.status_code == 200, response.text
             if n >= WARM_UP:
                 for kind, start, end in zip(KINDS, started, ended, strict=True):
-                    times[kind].append((end - start) * 1000)
+                    times[mode][kind].append((end - start) * 1000)
     return times
 
 
@@ -115,10 +124,7 @@ def _off_path_ns() -> dict[str, float]:
 
 
 def run() -> dict[str, Any]:
-    """Both modes, alternately, in one run; then the off path's helpers."""
-    samples: dict[str, dict[str, list[float]]] = {
-        mode: {kind: [] for kind in KINDS} for mode in ("off", "on")
-    }
+    """Both modes, request by request in one app; then the off path's helpers."""
     receiver_port = free_port()
     receiver = [sys.executable, "-m", "tests.otlp", str(receiver_port)]
     upstream_port = free_port()
@@ -136,15 +142,12 @@ def run() -> dict[str, Any]:
             ollama_urls=[upstream_url],
             default_model=MODEL,
         )
-        for round_ in range(ROUNDS):
-            for mode in ("off", "on"):
-                os.environ.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
-                if mode == "on":
-                    os.environ.update(ON, OTEL_EXPORTER_OTLP_ENDPOINT=receiver_url)
-                for kind, values in asyncio.run(_measure(settings, round_)).items():
-                    samples[mode][kind] += values
-        os.environ.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
-    result: dict[str, Any] = {"requests_per_mode": ROUNDS * REQUESTS}
+        os.environ.update(ON, OTEL_EXPORTER_OTLP_ENDPOINT=receiver_url)
+        try:
+            samples = asyncio.run(_measure(settings))
+        finally:
+            os.environ.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+    result: dict[str, Any] = {"requests_per_mode": REQUESTS // 2}
     for kind in KINDS:
         off = statistics.median(samples["off"][kind])
         on = statistics.median(samples["on"][kind])

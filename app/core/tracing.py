@@ -2,7 +2,8 @@
 
 `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) turns tracing on; the
 SDK reads the rest itself: `OTEL_SERVICE_NAME`, `OTEL_TRACES_SAMPLER` and its `_ARG`,
-`OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_BSP_*`. Spans go out as OTLP/HTTP protobuf in batches.
+`OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_BSP_*`. Spans go out as OTLP/HTTP protobuf in batches. The
+spans themselves are `app.core.spans`' lean ones (the SDK's cost most of a millisecond a chat).
 
 While tracing is off every helper here returns at once, with no span, context or allocation:
 `span()` is a shared null context, `traced_stream()` hands its iterator back unchanged. The
@@ -15,10 +16,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
+from collections.abc import AsyncGenerator, Callable, Coroutine, Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import INVALID_SPAN, Status, StatusCode
@@ -27,8 +29,10 @@ from opentelemetry.trace import SpanKind as SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import AttributeValue
 
+from app.core.spans import Current, RecordingSpan, Tracer
+
 if TYPE_CHECKING:
-    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace import SpanProcessor
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -40,7 +44,7 @@ DEFAULT_SERVICE_NAME = "llamarada"
 
 _NOOP: AbstractContextManager[Span] = contextlib.nullcontext(INVALID_SPAN)
 _PROPAGATOR = TraceContextTextMapPropagator()  # W3C traceparent / tracestate only
-_tracer: trace.Tracer | None = None
+_tracer: Tracer | None = None
 _capture_content = False
 
 
@@ -58,13 +62,13 @@ def tracing_wanted(env: Mapping[str, str] = os.environ) -> bool:
 class Tracing:
     """Tracing started by this process: `shutdown` sends what is left and turns it off."""
 
-    def __init__(self, provider: TracerProvider) -> None:
-        self._provider = provider
+    def __init__(self, processor: SpanProcessor) -> None:
+        self._processor = processor
 
     def shutdown(self) -> None:
         """Flush the spans still queued, stop the exporter, and return to no tracing."""
         global _tracer, _capture_content
-        self._provider.shutdown()
+        self._processor.shutdown()
         _tracer, _capture_content = None, False
 
 
@@ -78,14 +82,30 @@ def start_tracing(env: Mapping[str, str] = os.environ) -> Tracing | None:
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
     name = env.get("OTEL_SERVICE_NAME") or DEFAULT_SERVICE_NAME
-    # No sampler given: the SDK takes OTEL_TRACES_SAMPLER (default: parent-based, always on).
-    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: name}))
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    _tracer = provider.get_tracer("llamarada")
+    # The provider is read for what the environment configures: no sampler given, it takes
+    # OTEL_TRACES_SAMPLER (default: parent-based, always on); the spans are this project's own.
+    provider = TracerProvider(
+        resource=Resource.create({SERVICE_NAME: name}), shutdown_on_exit=False
+    )
+    processor = BatchSpanProcessor(OTLPSpanExporter())
+    _tracer = Tracer(provider, processor, InstrumentationScope("llamarada"))
     _capture_content = env.get(CAPTURE_CONTENT_ENV, "").strip().lower() == "true"
-    return Tracing(provider)
+    return Tracing(processor)
+
+
+@contextlib.contextmanager
+def suspended() -> Iterator[None]:
+    """A block in which no span is made, as if tracing were off; what `bench.tracing_overhead`
+    alternates with tracing on, request by request, in one process."""
+    global _tracer
+    kept, _tracer = _tracer, None
+    try:
+        yield
+    finally:
+        _tracer = kept
 
 
 def enabled() -> bool:
@@ -110,29 +130,23 @@ def span(
     Without `parent` it is made only inside a trace, as a child: work outside any request
     (start-up, health checks) makes no stray traces. `parent` starts one (an empty context: a
     new root)."""
-    if _tracer is None or (parent is None and not _in_trace()):
-        return _NOOP
-    return _tracer.start_as_current_span(name, parent, kind, attributes)
+    started = _tracer.start(name, parent, kind, attributes) if _tracer is not None else None
+    return _NOOP if started is None else Current(started, owned=True)
 
 
 def start_span(
     name: str, attributes: Attributes | None = None, *, kind: SpanKind = SpanKind.INTERNAL
 ) -> Span:
     """A span that outlives the block that starts it (inside a trace only); the caller ends it."""
-    if _tracer is None or not _in_trace():
-        return INVALID_SPAN
-    return _tracer.start_span(name, None, kind, attributes)
+    started = _tracer.start(name, None, kind, attributes) if _tracer is not None else None
+    return INVALID_SPAN if started is None else started
 
 
 def activate(current: Span) -> AbstractContextManager[Span]:
     """Make a started span current inside the block, without ending it."""
     if not current.is_recording():
         return _NOOP
-    return trace.use_span(current)
-
-
-def _in_trace() -> bool:
-    return trace.get_current_span().get_span_context().is_valid
+    return Current(current, owned=False)
 
 
 def current_span() -> Span:
@@ -157,9 +171,7 @@ def traced(
     ) -> Callable[P, Coroutine[Any, Any, T]]:
         @functools.wraps(function)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-            if _tracer is None or not _in_trace():
-                return await function(*args, **kwargs)
-            with _tracer.start_as_current_span(name, attributes=attributes):
+            with span(name, attributes):
                 return await function(*args, **kwargs)
 
         return wrapper
@@ -173,27 +185,47 @@ def traced_stream(
     attributes: Attributes | None = None,
     *,
     kind: SpanKind = SpanKind.INTERNAL,
+    every_item: bool = True,
 ) -> AsyncGenerator[T, None]:
     """A stream inside one span that lasts until it ends; the span is current while the stream
-    computes each item, not while the consumer holds it (a context must not cross a `yield`)."""
-    if _tracer is None or not _in_trace():
+    computes each item, not while the consumer holds it (a context must not cross a `yield`).
+
+    `every_item=False`, for token streams: current only while the stream starts (up to its first
+    item: connection, queue wait, failover) and while it closes, so that a long answer costs
+    nothing per token; nothing the stream does after its first item may start a span."""
+    started = start_span(name, attributes, kind=kind)
+    if not started.is_recording():
         return source
-    return _spanned(start_span(name, attributes, kind=kind), source)
+    return _spanned(started, source, every_item)
 
 
-async def _spanned(target: Span, source: AsyncGenerator[T, None]) -> AsyncGenerator[T, None]:
+async def _spanned(
+    target: Span, source: AsyncGenerator[T, None], every_item: bool
+) -> AsyncGenerator[T, None]:
+    current = trace.set_span_in_context(target)
+    first = True
     try:
         while True:
-            with trace.use_span(target):
-                try:
-                    item = await anext(source)
-                except StopAsyncIteration:
-                    return
+            token = otel_context.attach(current) if first or every_item else None
+            try:
+                item = await anext(source)
+            except StopAsyncIteration:
+                return
+            except BaseException as exc:
+                fail(target, exc)
+                raise
+            finally:
+                if token is not None:
+                    otel_context.detach(token)
+            first = False
             yield item
     finally:
-        with trace.use_span(target):
+        token = otel_context.attach(current)
+        try:
             await source.aclose()
-        target.end()
+        finally:
+            otel_context.detach(token)
+            target.end()
 
 
 def outgoing_headers() -> dict[str, str] | None:
@@ -221,7 +253,10 @@ def log_ids() -> tuple[str, str] | None:
     """The current trace and span ids as log lines show them, or None."""
     if _tracer is None:
         return None
-    context = trace.get_current_span().get_span_context()
+    current = trace.get_current_span()
+    if isinstance(current, RecordingSpan):
+        return current.log_ids  # formatted once a span, not once a line
+    context = current.get_span_context()
     if not context.is_valid:
         return None
     return trace.format_trace_id(context.trace_id), trace.format_span_id(context.span_id)

@@ -226,14 +226,14 @@ class OllamaPool:
         """Stream a chat from the best server, failing over before the first chunk."""
         stream = self._stream(request.model, lambda member: member.backend.chat(request))
         return tracing.traced_stream(
-            "llamarada.upstream chat", stream, kind=tracing.SpanKind.CLIENT
+            "llamarada.upstream chat", stream, kind=tracing.SpanKind.CLIENT, every_item=False
         )
 
     def generate(self, request: GenerateRequest) -> AsyncGenerator[Chunk, None]:
         """Stream a completion, failing over before the first chunk."""
         stream = self._stream(request.model, lambda member: member.backend.generate(request))
         return tracing.traced_stream(
-            "llamarada.upstream generate", stream, kind=tracing.SpanKind.CLIENT
+            "llamarada.upstream generate", stream, kind=tracing.SpanKind.CLIENT, every_item=False
         )
 
     async def _stream(

@@ -1,0 +1,125 @@
+"""The project's lean spans: what the SDK's processor and the OTLP encoder take of them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanKind, StatusCode
+
+from app.core import spans, tracing
+
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+@pytest.fixture
+def exported(monkeypatch: pytest.MonkeyPatch) -> InMemorySpanExporter:
+    """Tracing on, every ended span handed straight to an in-memory exporter."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "unit"}))
+    tracer = spans.Tracer(provider, SimpleSpanProcessor(exporter), InstrumentationScope("t"))
+    monkeypatch.setattr(tracing, "_tracer", tracer)
+    return exporter
+
+
+def encoded(finished: tuple[ReadableSpan, ...]) -> ExportTraceServiceRequest:
+    """The spans as the OTLP exporter sends them, read back."""
+    request = ExportTraceServiceRequest()
+    request.ParseFromString(encode_spans(finished).SerializeToString())
+    return request
+
+
+def test_every_attribute_value_encodes_and_none_sets_nothing(
+    exported: InMemorySpanExporter,
+) -> None:
+    odd: dict[str, Any] = {
+        "n": None,
+        "path": ["a", 1, None],
+        "obj": object(),
+        "ok": 1.5,
+        "flag": True,
+    }
+    with tracing.span("root", odd, parent=tracing.root_context()) as root:
+        root.set_attribute("later", None)
+        root.set_attribute("counts", [1, 2])
+        root.add_event("noted", {"gone": None, "kept": "yes"})
+    request = encoded(exported.get_finished_spans())
+    (span,) = request.resource_spans[0].scope_spans[0].spans
+    values = {a.key: a.value for a in span.attributes}
+    assert set(values) == {"path", "obj", "ok", "flag", "counts"}
+    assert [v.int_value for v in values["counts"].array_value.values] == [1, 2]
+    assert [v.string_value for v in values["path"].array_value.values] == ["a", "1", "None"]
+    assert values["obj"].string_value.startswith("<object object")
+    assert [(e.name, [a.key for a in e.attributes]) for e in span.events] == [("noted", ["kept"])]
+    assert request.resource_spans[0].scope_spans[0].scope.name == "t"
+
+
+def test_a_failing_block_records_the_exception_and_an_error_status(
+    exported: InMemorySpanExporter,
+) -> None:
+    with (
+        pytest.raises(KeyError),
+        tracing.span("root", parent=tracing.root_context()),
+        tracing.span("child"),
+    ):
+        raise KeyError("gone")
+    child, root = exported.get_finished_spans()
+    assert child.parent is not None
+    assert root.context is not None
+    assert child.parent.span_id == root.context.span_id
+    for failed in (child, root):
+        assert failed.status.status_code is StatusCode.ERROR
+        (event,) = failed.events
+        assert event.name == "exception"
+        assert event.attributes is not None
+        assert event.attributes["exception.type"] == "KeyError"
+        assert "raise KeyError" in str(event.attributes["exception.stacktrace"])
+
+
+def test_no_span_outside_a_trace_and_children_follow_their_parents_decision(
+    exported: InMemorySpanExporter,
+) -> None:
+    with tracing.span("stray") as stray:
+        assert not stray.is_recording()
+    unsampled = tracing.context_from({"traceparent": f"00-{TRACE}-00f067aa0ba902b7-00"})
+    provider = TracerProvider(sampler=ParentBased(ALWAYS_OFF))
+    assert tracing._tracer is not None
+    tracing._tracer._sampler = provider.sampler  # parent-based, like the default
+    with tracing.span("root", parent=unsampled) as root, tracing.span("child") as child:
+        assert not root.is_recording()
+        assert not child.is_recording()
+        assert format(child.get_span_context().trace_id, "032x") == TRACE
+        headers = tracing.outgoing_headers()
+        assert headers is not None
+        assert headers["traceparent"].endswith("-00")
+    assert exported.get_finished_spans() == ()
+
+
+async def test_a_token_stream_is_current_only_until_its_first_item(
+    exported: InMemorySpanExporter,
+) -> None:
+    seen: list[int] = []
+
+    async def tokens() -> AsyncGenerator[str, None]:
+        for token in ("a", "b", "c"):
+            seen.append(trace.get_current_span().get_span_context().span_id)
+            yield token
+
+    with tracing.span("request", parent=tracing.root_context()):
+        stream = tracing.traced_stream("upstream", tokens(), kind=SpanKind.CLIENT, every_item=False)
+        assert [token async for token in stream] == ["a", "b", "c"]
+    finished = exported.get_finished_spans()
+    names = {s.context.span_id: s.name for s in finished if s.context is not None}
+    assert [names[span_id] for span_id in seen] == ["upstream", "request", "request"]
+    assert finished[0].kind is SpanKind.CLIENT
+    assert finished[0].end_time is not None
