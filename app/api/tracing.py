@@ -24,10 +24,11 @@ class TracingMiddleware:
         if scope["type"] != "http" or not tracing.enabled():
             await self.app(scope, receive, send)
             return
+        headers = dict(scope["headers"])  # built in C: no Python step a header
         carried = {
-            name.decode("latin-1"): value.decode("latin-1")
-            for name, value in scope["headers"]
-            if name in _PROPAGATED
+            name.decode("latin-1"): headers[name].decode("latin-1")
+            for name in _PROPAGATED
+            if name in headers
         }
         parent = tracing.context_from(carried) or tracing.root_context()
         method = scope["method"]

@@ -14,7 +14,6 @@ sampler decides for it (parent-based, or by trace id alone).
 
 from __future__ import annotations
 
-import functools
 import time
 import traceback
 from collections.abc import Mapping, Sequence
@@ -57,11 +56,19 @@ def _clean(value: Any) -> Any:
 
 
 class RecordingSpan(Span):
-    """A sampled span being recorded; handed to the span processor when it ends."""
+    """A sampled span being recorded; handed to the span processor when it ends.
+
+    The request's thread only stores; what the exporter reads is made in the exporter's thread
+    (attribute values it takes, the resource), where it costs no request any time."""
 
     # What the exporter reads of a ReadableSpan and this span never drops or links.
     dropped_attributes = dropped_events = dropped_links = 0
     links: Sequence[trace.Link] = ()
+    # Until set: a class default costs a new span nothing.
+    end_time: int | None = None
+    events: Sequence[Event] = ()
+    status = _UNSET
+    _log_ids: tuple[str, str] | None = None
 
     def __init__(
         self,
@@ -76,27 +83,35 @@ class RecordingSpan(Span):
         self.context = context
         self.parent = parent
         self.kind = kind
-        self.resource = tracer.resource
-        self.instrumentation_scope = tracer.scope
         self._tracer = tracer
         self.start_time = time.time_ns()
-        self.end_time: int | None = None
-        self.attributes: dict[str, AttributeValue] = (
-            {k: _clean(v) for k, v in attributes.items() if v is not None} if attributes else {}
-        )
-        self.events: list[Event] = []
-        self.status = _UNSET
+        self._values: dict[str, Any] = dict(attributes) if attributes else {}
+
+    @property
+    def attributes(self) -> dict[str, AttributeValue]:
+        """The attributes, as the OTLP encoder takes them (a None value is no attribute)."""
+        return {k: _clean(v) for k, v in self._values.items() if v is not None}
+
+    @property
+    def resource(self) -> Resource:
+        """The process's resource (service name and the rest)."""
+        return self._tracer.resource
+
+    @property
+    def instrumentation_scope(self) -> InstrumentationScope:
+        """The scope that made the span: the project."""
+        return self._tracer.scope
 
     def get_span_context(self) -> SpanContext:
         """The span's ids and flags."""
         return self.context
 
-    @functools.cached_property
     def log_ids(self) -> tuple[str, str]:
-        """The trace and span ids as log lines show them."""
-        return trace.format_trace_id(self.context.trace_id), trace.format_span_id(
-            self.context.span_id
-        )
+        """The trace and span ids as log lines show them (formatted once)."""
+        if self._log_ids is None:
+            ids = self.context
+            self._log_ids = trace.format_trace_id(ids.trace_id), trace.format_span_id(ids.span_id)
+        return self._log_ids
 
     def is_recording(self) -> bool:
         """Whether the span still takes attributes and events (until it ends)."""
@@ -104,14 +119,13 @@ class RecordingSpan(Span):
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
         """Set several attributes; a None value sets nothing."""
-        for key, value in attributes.items():
-            self.set_attribute(key, value)
+        if self.end_time is None:
+            self._values.update(attributes)
 
     def set_attribute(self, key: str, value: Any) -> None:
         """Set one attribute; a None value sets nothing."""
-        cleaned = _clean(value)
-        if cleaned is not None and self.end_time is None:
-            self.attributes[key] = cleaned
+        if self.end_time is None:
+            self._values[key] = value
 
     def add_event(
         self,
@@ -122,7 +136,8 @@ class RecordingSpan(Span):
         """Note a moment in the span."""
         if self.end_time is None:
             cleaned = {k: _clean(v) for k, v in (attributes or {}).items() if v is not None}
-            self.events.append(self._tracer.event(name, cleaned, timestamp or time.time_ns()))
+            event = self._tracer.event(name, cleaned, timestamp or time.time_ns())
+            self.events = [*self.events, event]
 
     def add_link(
         self, context: SpanContext, attributes: Mapping[str, AttributeValue] | None = None

@@ -255,7 +255,7 @@ def log_ids() -> tuple[str, str] | None:
         return None
     current = trace.get_current_span()
     if isinstance(current, RecordingSpan):
-        return current.log_ids  # formatted once a span, not once a line
+        return current.log_ids()  # formatted once a span, not once a line
     context = current.get_span_context()
     if not context.is_valid:
         return None

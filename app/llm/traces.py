@@ -70,16 +70,14 @@ def _request_attributes(
         "gen_ai.provider.name": provider,
         "gen_ai.request.model": request.model,
     }
-    if options is not None:
-        for name, value in (
-            ("gen_ai.request.max_tokens", options.num_predict),
-            ("gen_ai.request.temperature", options.temperature),
-            ("gen_ai.request.top_p", options.top_p),
-            ("gen_ai.request.top_k", options.top_k),
-            ("gen_ai.request.seed", options.seed),
-        ):
-            if value is not None:
-                attributes[name] = value
+    if options is not None:  # an option not given is None: a span drops it
+        attributes |= {
+            "gen_ai.request.max_tokens": options.num_predict,
+            "gen_ai.request.temperature": options.temperature,
+            "gen_ai.request.top_p": options.top_p,
+            "gen_ai.request.top_k": options.top_k,
+            "gen_ai.request.seed": options.seed,
+        }
     if tracing.capture_content():
         if isinstance(request, ChatRequest):
             messages = [m.model_dump(exclude_none=True) for m in request.messages]
