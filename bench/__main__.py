@@ -21,6 +21,7 @@ from bench import (
     rag_search,
     schema_guard,
     stream_rate,
+    tracing_overhead,
 )
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "BENCHMARKS.md"
@@ -56,6 +57,9 @@ def main() -> int:
     print("format schemas: the check per request, the child process per new schema ...", flush=True)
     schemas = schema_guard.run()
     print(schemas, flush=True)
+    print("tracing: every request sampled and exported vs tracing off ...", flush=True)
+    traced = tracing_overhead.run()
+    print(traced, flush=True)
     when = datetime.now(UTC).strftime("%Y-%m-%d")
     rows = [
         (
@@ -78,6 +82,7 @@ def main() -> int:
     rows += rag_parse.rows(parse)
     rows += batch_throughput.rows(batch)
     rows += schema_guard.rows(schemas)
+    rows += tracing_overhead.rows(traced)
     table = "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows)
     DOC.parent.mkdir(exist_ok=True)
     # Sections kept by hand below the table (`## ...`, e.g. the retrieval evaluation) survive.

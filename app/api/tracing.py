@@ -25,12 +25,15 @@ class TracingMiddleware:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])  # built in C: no Python step a header
-        carried = {
-            name.decode("latin-1"): headers[name].decode("latin-1")
-            for name in _PROPAGATED
-            if name in headers
-        }
-        parent = tracing.context_from(carried) or tracing.root_context()
+        parent = None
+        if b"traceparent" in headers:  # tracestate means nothing without it
+            carried = {
+                name.decode("latin-1"): headers[name].decode("latin-1")
+                for name in _PROPAGATED
+                if name in headers
+            }
+            parent = tracing.context_from(carried)
+        parent = parent or tracing.root_context()
         method = scope["method"]
         attributes = {"http.request.method": method, "url.path": scope["path"]}
         with tracing.span(method, attributes, kind=SpanKind.SERVER, parent=parent) as span:

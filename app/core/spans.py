@@ -1,15 +1,21 @@
 """Lean recording spans: what the OTLP exporter reads, at a small part of the SDK span's cost.
 
 An OpenTelemetry SDK span costs 30-80 us to start and end here (locks, bounded attribute maps,
-a copy for the processors, decorated context managers); with the four or five spans of a chat
-that came to about a millisecond a request. A `RecordingSpan` keeps in plain fields what the
-OTLP exporter reads of an SDK span (the public fields of `ReadableSpan`), and everything around
-it stays the SDK's: the sampler, ids and resource that the `OTEL_*` variables configure, the
-batching of `BatchSpanProcessor`, and the OTLP exporter's encoding and sending.
+a copy for the processors, decorated context managers); with the four spans of a chat that came
+to about a millisecond a request. A `RecordingSpan` stores what it is told in plain fields and
+becomes what the OTLP exporter reads of an SDK span (the public fields of `ReadableSpan`) only
+when the exporter reads it, in the sending thread (`app.core.span_export`). The SDK still
+provides the sampler, the ids and the resource that the `OTEL_*` variables configure, and the
+OTLP exporter's encoding and sending.
+
+Which span is current is this module's own context variable, `CURRENT`, read and set in C: the
+OpenTelemetry context API costs some fifty Python steps a read or a switch. Nothing in the
+project reads that API; `app.core.tracing` writes `traceparent` and log ids from `CURRENT`.
 
 Sampling: the sampler decides for a trace's first span in this process (a root, or a child of
 a remote parent); a local child inherits its parent's decision, which is what every standard
-sampler decides for it (parent-based, or by trace id alone).
+sampler decides for it (parent-based, or by trace id alone). A trace that is not sampled has one
+`NonRecordingSpan`, current for all of it, so that its ids still travel upstream.
 """
 
 from __future__ import annotations
@@ -17,10 +23,11 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
+from random import getrandbits
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol
 
-from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import (
@@ -31,15 +38,22 @@ from opentelemetry.trace import (
     Status,
     StatusCode,
     TraceFlags,
+    TraceState,
 )
 from opentelemetry.util.types import AttributeValue
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, TracerProvider
+    from opentelemetry.sdk.trace import Event, TracerProvider
     from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 _UNSET = Status(StatusCode.UNSET)
+_NO_STATE = TraceState()
+
+# The span current in this task: a recording span, or an unsampled trace's one NonRecordingSpan.
+CURRENT: ContextVar[RecordingSpan | NonRecordingSpan | None] = ContextVar(
+    "llamarada_span", default=None
+)
 
 
 _PLAIN = frozenset((str, bool, int, float))
@@ -55,6 +69,10 @@ def _clean(value: Any) -> Any:
     return str(value)
 
 
+def _random_span_id() -> int:
+    return getrandbits(64) or 1
+
+
 class RecordingSpan(Span):
     """A sampled span being recorded; handed to the span processor when it ends.
 
@@ -66,22 +84,23 @@ class RecordingSpan(Span):
     links: Sequence[trace.Link] = ()
     # Until set: a class default costs a new span nothing.
     end_time: int | None = None
-    events: Sequence[Event] = ()
+    _noted: tuple[tuple[str, Mapping[str, Any] | None, int], ...] = ()
     status = _UNSET
     _log_ids: tuple[str, str] | None = None
+    _context: SpanContext | None = None
 
     def __init__(
         self,
         tracer: Tracer,
         name: str,
-        context: SpanContext,
-        parent: SpanContext | None,
+        ids: tuple[int, int, int, TraceState],
+        above: RecordingSpan | SpanContext | None,
         kind: SpanKind,
         attributes: Mapping[str, Any] | None,
     ) -> None:
         self.name = name
-        self.context = context
-        self.parent = parent
+        self.ids = ids  # trace id, span id, trace flags, trace state
+        self._above = above  # the parent span here, or a remote parent's ids
         self.kind = kind
         self._tracer = tracer
         self.start_time = time.time_ns()
@@ -91,6 +110,20 @@ class RecordingSpan(Span):
     def attributes(self) -> dict[str, AttributeValue]:
         """The attributes, as the OTLP encoder takes them (a None value is no attribute)."""
         return {k: _clean(v) for k, v in self._values.items() if v is not None}
+
+    @property
+    def context(self) -> SpanContext:
+        """The span's ids and flags, as OpenTelemetry's API holds them (made when first read)."""
+        if self._context is None:
+            trace_id, span_id, flags, state = self.ids
+            self._context = SpanContext(trace_id, span_id, False, TraceFlags(flags), state)
+        return self._context
+
+    @property
+    def parent(self) -> SpanContext | None:
+        """The parent's ids (None for a root)."""
+        above = self._above
+        return above.context if isinstance(above, RecordingSpan) else above
 
     @property
     def resource(self) -> Resource:
@@ -109,8 +142,7 @@ class RecordingSpan(Span):
     def log_ids(self) -> tuple[str, str]:
         """The trace and span ids as log lines show them (formatted once)."""
         if self._log_ids is None:
-            ids = self.context
-            self._log_ids = trace.format_trace_id(ids.trace_id), trace.format_span_id(ids.span_id)
+            self._log_ids = f"{self.ids[0]:032x}", f"{self.ids[1]:016x}"
         return self._log_ids
 
     def is_recording(self) -> bool:
@@ -135,9 +167,17 @@ class RecordingSpan(Span):
     ) -> None:
         """Note a moment in the span."""
         if self.end_time is None:
-            cleaned = {k: _clean(v) for k, v in (attributes or {}).items() if v is not None}
-            event = self._tracer.event(name, cleaned, timestamp or time.time_ns())
-            self.events = [*self.events, event]
+            self._noted = (*self._noted, (name, attributes, timestamp or time.time_ns()))
+
+    @property
+    def events(self) -> list[Event]:
+        """The moments noted, as the OTLP encoder takes them."""
+        return [
+            self._tracer.event(
+                name, {k: _clean(v) for k, v in (values or {}).items() if v is not None}, at
+            )
+            for name, values, at in self._noted
+        ]
 
     def add_link(
         self, context: SpanContext, attributes: Mapping[str, AttributeValue] | None = None
@@ -180,68 +220,75 @@ class RecordingSpan(Span):
         if self.end_time is not None:
             return
         self.end_time = end_time or time.time_ns()
-        # The processor and the exporter read only ReadableSpan's public fields, all of them here.
-        self._tracer.processor.on_end(cast("ReadableSpan", self))
+        self._tracer.ended(self)
+
+
+class Processor(Protocol):
+    """Takes ended spans for export (`app.core.span_export.BatchExport`, or an SDK processor:
+    both read only ReadableSpan's public fields, all of them a `RecordingSpan`'s)."""
+
+    def on_end(self, span: Any) -> None:
+        """Take an ended span."""
 
 
 class Tracer:
     """Starts lean spans, with the sampler, ids and resource of an SDK `TracerProvider`."""
 
     def __init__(
-        self, provider: TracerProvider, processor: SpanProcessor, scope: InstrumentationScope
+        self, provider: TracerProvider, processor: Processor, scope: InstrumentationScope
     ) -> None:
         # The SDK is imported only once tracing starts (see app.core.tracing).
         from opentelemetry.sdk.trace import Event
+        from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
         from opentelemetry.sdk.trace.sampling import Decision
 
         self.event = Event
         self._sampled, self._dropped = Decision.RECORD_AND_SAMPLE, Decision.DROP
         self._sampler = provider.sampler
         self._ids = provider.id_generator
+        # The default generator's span ids without its Python loop (a zero id is never valid).
+        random = type(self._ids) is RandomIdGenerator
+        self._span_id = _random_span_id if random else self._ids.generate_span_id
         self.resource: Resource = provider.resource
         self.scope = scope
-        self.processor = processor
+        self.ended = processor.on_end
 
     def start(
         self,
         name: str,
-        parent: Context | None,
+        parent: SpanContext | None,
         kind: SpanKind,
         attributes: Mapping[str, Any] | None,
-    ) -> Span | None:
-        """A span under `parent` (a context: empty for a new trace) or under the current span.
-
-        None when there is neither: work outside any request makes no stray traces."""
-        current = trace.get_current_span(parent).get_span_context()
-        if current.is_valid and not current.is_remote:  # a local child: its parent's decision
-            if not current.trace_flags.sampled:
-                return NonRecordingSpan(current)
-            ids = SpanContext(
-                current.trace_id,
-                self._ids.generate_span_id(),
-                is_remote=False,
-                trace_flags=current.trace_flags,
-                trace_state=current.trace_state,
-            )
-            return RecordingSpan(self, name, ids, current, kind, attributes)
-        if not current.is_valid and parent is None:
-            return None
-        above = current if current.is_valid else None
+    ) -> RecordingSpan | NonRecordingSpan | None:
+        """A span under the current one, or under `parent` when given: a remote parent's ids,
+        or invalid ones for a new trace. None outside any trace without a `parent`: work
+        outside any request makes no stray traces."""
+        if parent is None:
+            above = CURRENT.get()
+            if not isinstance(above, RecordingSpan):
+                return above  # no trace, or one not sampled: nothing to record
+            trace_id, _, flags, state = above.ids  # a local child: its parent's decision
+            ids = (trace_id, self._span_id(), flags, state)
+            return RecordingSpan(self, name, ids, above, kind, attributes)
         # A trace's first span here: the sampler decides, as the SDK's own tracer asks it.
-        trace_id = above.trace_id if above else self._ids.generate_trace_id()
-        result = self._sampler.should_sample(parent, trace_id, name, kind, attributes)
-        random = above.trace_flags.random_trace_id if above else self._ids.is_trace_id_random()
+        remote = parent if parent.is_valid else None
+        if remote is not None:
+            trace_id, random = remote.trace_id, remote.trace_flags.random_trace_id
+            asked = trace.set_span_in_context(NonRecordingSpan(remote))
+        else:
+            trace_id, random = self._ids.generate_trace_id(), self._ids.is_trace_id_random()
+            asked = Context()
+        result = self._sampler.should_sample(asked, trace_id, name, kind, attributes)
         flags = TraceFlags.SAMPLED if result.decision is self._sampled else TraceFlags.DEFAULT
-        ids = SpanContext(
+        ids = (
             trace_id,
-            self._ids.generate_span_id(),
-            is_remote=False,
-            trace_flags=TraceFlags(flags | TraceFlags.RANDOM_TRACE_ID if random else flags),
-            trace_state=result.trace_state,
+            self._span_id(),
+            flags | TraceFlags.RANDOM_TRACE_ID if random else flags,
+            result.trace_state or _NO_STATE,
         )
         if result.decision is self._dropped:
-            return NonRecordingSpan(ids)
-        span = RecordingSpan(self, name, ids, above, kind, attributes)
+            return NonRecordingSpan(SpanContext(ids[0], ids[1], False, TraceFlags(ids[2]), ids[3]))
+        span = RecordingSpan(self, name, ids, remote, kind, attributes)
         if result.attributes:
             span.set_attributes(result.attributes)
         return span
@@ -253,12 +300,12 @@ class Current:
 
     __slots__ = ("_owned", "_span", "_token")
 
-    def __init__(self, span: Span, *, owned: bool) -> None:
+    def __init__(self, span: RecordingSpan | NonRecordingSpan, *, owned: bool) -> None:
         self._span = span
         self._owned = owned
 
     def __enter__(self) -> Span:
-        self._token = otel_context.attach(trace.set_span_in_context(self._span))
+        self._token = CURRENT.set(self._span)
         return self._span
 
     def __exit__(
@@ -267,7 +314,7 @@ class Current:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        otel_context.detach(self._token)
+        CURRENT.reset(self._token)
         if self._owned:
             if exc is not None and self._span.is_recording():
                 self._span.record_exception(exc)

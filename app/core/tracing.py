@@ -1,9 +1,11 @@
 """OpenTelemetry traces: off unless the `OTEL_*` variables name an endpoint; one-line spans.
 
 `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) turns tracing on; the
-SDK reads the rest itself: `OTEL_SERVICE_NAME`, `OTEL_TRACES_SAMPLER` and its `_ARG`,
-`OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_BSP_*`. Spans go out as OTLP/HTTP protobuf in batches. The
-spans themselves are `app.core.spans`' lean ones (the SDK's cost most of a millisecond a chat).
+SDK reads the rest itself: `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER`
+and its `_ARG`, `OTEL_EXPORTER_OTLP_HEADERS` and `_TIMEOUT`; `app.core.span_export` reads
+`OTEL_BSP_*`. Spans go out as OTLP/HTTP protobuf in batches. The spans are `app.core.spans`'
+lean ones, and so is the record of which span is current (the SDK's spans and OpenTelemetry's
+context API cost most of a millisecond a chat).
 
 While tracing is off every helper here returns at once, with no span, context or allocation:
 `span()` is a shared null context, `traced_stream()` hands its iterator back unchanged. The
@@ -20,19 +22,17 @@ from collections.abc import AsyncGenerator, Callable, Coroutine, Iterator, Mappi
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.context import Context
-from opentelemetry.trace import INVALID_SPAN, Status, StatusCode
+from opentelemetry.trace import INVALID_SPAN, INVALID_SPAN_CONTEXT, SpanContext, Status, StatusCode
 from opentelemetry.trace import Span as Span  # re-exported: call sites import this module only
 from opentelemetry.trace import SpanKind as SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import AttributeValue
 
-from app.core.spans import Current, RecordingSpan, Tracer
+from app.core.spans import CURRENT, Current, RecordingSpan, Tracer
 
 if TYPE_CHECKING:
-    from opentelemetry.sdk.trace import SpanProcessor
+    from app.core.span_export import BatchExport
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -62,7 +62,7 @@ def tracing_wanted(env: Mapping[str, str] = os.environ) -> bool:
 class Tracing:
     """Tracing started by this process: `shutdown` sends what is left and turns it off."""
 
-    def __init__(self, processor: SpanProcessor) -> None:
+    def __init__(self, processor: BatchExport) -> None:
         self._processor = processor
 
     def shutdown(self) -> None:
@@ -81,7 +81,6 @@ def start_tracing(env: Mapping[str, str] = os.environ) -> Tracing | None:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
     from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
     name = env.get("OTEL_SERVICE_NAME") or DEFAULT_SERVICE_NAME
@@ -90,7 +89,9 @@ def start_tracing(env: Mapping[str, str] = os.environ) -> Tracing | None:
     provider = TracerProvider(
         resource=Resource.create({SERVICE_NAME: name}), shutdown_on_exit=False
     )
-    processor = BatchSpanProcessor(OTLPSpanExporter())
+    from app.core.span_export import BatchExport
+
+    processor = BatchExport(OTLPSpanExporter(), env)
     _tracer = Tracer(provider, processor, InstrumentationScope("llamarada"))
     _capture_content = env.get(CAPTURE_CONTENT_ENV, "").strip().lower() == "true"
     return Tracing(processor)
@@ -123,13 +124,13 @@ def span(
     attributes: Attributes | None = None,
     *,
     kind: SpanKind = SpanKind.INTERNAL,
-    parent: Context | None = None,
+    parent: SpanContext | None = None,
 ) -> AbstractContextManager[Span]:
     """A span, current inside the block (never across a `yield`: use `traced_stream`).
 
     Without `parent` it is made only inside a trace, as a child: work outside any request
-    (start-up, health checks) makes no stray traces. `parent` starts one (an empty context: a
-    new root)."""
+    (start-up, health checks) makes no stray traces. `parent` starts one: under a remote
+    parent's ids (`context_from`), or a new trace (`root_context()`)."""
     started = _tracer.start(name, parent, kind, attributes) if _tracer is not None else None
     return _NOOP if started is None else Current(started, owned=True)
 
@@ -144,14 +145,15 @@ def start_span(
 
 def activate(current: Span) -> AbstractContextManager[Span]:
     """Make a started span current inside the block, without ending it."""
-    if not current.is_recording():
+    if type(current) is not RecordingSpan or not current.is_recording():
         return _NOOP
     return Current(current, owned=False)
 
 
 def current_span() -> Span:
     """The span current here (a no-op one when there is none)."""
-    return trace.get_current_span() if _tracer is not None else INVALID_SPAN
+    current = CURRENT.get() if _tracer is not None else None
+    return INVALID_SPAN if current is None else current
 
 
 def fail(target: Span, exc: BaseException) -> None:
@@ -194,19 +196,18 @@ def traced_stream(
     item: connection, queue wait, failover) and while it closes, so that a long answer costs
     nothing per token; nothing the stream does after its first item may start a span."""
     started = start_span(name, attributes, kind=kind)
-    if not started.is_recording():
+    if type(started) is not RecordingSpan:
         return source
     return _spanned(started, source, every_item)
 
 
 async def _spanned(
-    target: Span, source: AsyncGenerator[T, None], every_item: bool
+    target: RecordingSpan, source: AsyncGenerator[T, None], every_item: bool
 ) -> AsyncGenerator[T, None]:
-    current = trace.set_span_in_context(target)
     first = True
     try:
         while True:
-            token = otel_context.attach(current) if first or every_item else None
+            token = CURRENT.set(target) if first or every_item else None
             try:
                 item = await anext(source)
             except StopAsyncIteration:
@@ -216,25 +217,37 @@ async def _spanned(
                 raise
             finally:
                 if token is not None:
-                    otel_context.detach(token)
+                    CURRENT.reset(token)
             first = False
             yield item
     finally:
-        token = otel_context.attach(current)
+        token = CURRENT.set(target)
         try:
             await source.aclose()
         finally:
-            otel_context.detach(token)
+            CURRENT.reset(token)
             target.end()
 
 
 def outgoing_headers() -> dict[str, str] | None:
     """`traceparent` (and `tracestate`) for a call to another service; None without a trace."""
-    if _tracer is None:
+    current = CURRENT.get() if _tracer is not None else None
+    if current is None:
         return None
-    headers: dict[str, str] = {}
-    _PROPAGATOR.inject(headers)
-    return headers or None
+    if type(current) is RecordingSpan:
+        trace_id, span_id, flags, state = current.ids
+    else:
+        ids = current.get_span_context()
+        trace_id, span_id, flags, state = (
+            ids.trace_id,
+            ids.span_id,
+            ids.trace_flags,
+            ids.trace_state,
+        )
+    headers = {"traceparent": f"00-{trace_id:032x}-{span_id:016x}-{flags:02x}"}  # W3C form
+    if state:
+        headers["tracestate"] = state.to_header()
+    return headers
 
 
 def carrier() -> dict[str, str]:
@@ -242,26 +255,26 @@ def carrier() -> dict[str, str]:
     return outgoing_headers() or {}
 
 
-def context_from(headers: Mapping[str, str] | None) -> Context | None:
-    """The trace context a client or a stored record carried (None: none given, or off)."""
+def context_from(headers: Mapping[str, str] | None) -> SpanContext | None:
+    """The remote parent a client or a stored record carried (None: none given, a malformed
+    one, or tracing off)."""
     if _tracer is None or not headers:
         return None
-    return _PROPAGATOR.extract(headers)
+    carried = trace.get_current_span(_PROPAGATOR.extract(headers)).get_span_context()
+    return carried if carried.is_valid else None
 
 
 def log_ids() -> tuple[str, str] | None:
     """The current trace and span ids as log lines show them, or None."""
-    if _tracer is None:
+    current = CURRENT.get() if _tracer is not None else None
+    if current is None:
         return None
-    current = trace.get_current_span()
-    if isinstance(current, RecordingSpan):
+    if type(current) is RecordingSpan:
         return current.log_ids()  # formatted once a span, not once a line
-    context = current.get_span_context()
-    if not context.is_valid:
-        return None
-    return trace.format_trace_id(context.trace_id), trace.format_span_id(context.span_id)
+    ids = current.get_span_context()
+    return trace.format_trace_id(ids.trace_id), trace.format_span_id(ids.span_id)
 
 
-def root_context() -> Context:
-    """A context with no span: what a span started from it has as parent (a new trace)."""
-    return Context()
+def root_context() -> SpanContext:
+    """No parent: what a span started under it is the root of a new trace."""
+    return INVALID_SPAN_CONTEXT

@@ -93,8 +93,6 @@ async def _observed(span: tracing.Span, chunks: AsyncIterator[Chunk]) -> AsyncIt
     parts: list[str] = []
     try:
         async for chunk in chunks:
-            if capture:
-                parts.append(chunk.content)
             if chunk.done:
                 span.set_attributes(
                     {
@@ -104,8 +102,10 @@ async def _observed(span: tracing.Span, chunks: AsyncIterator[Chunk]) -> AsyncIt
                     }
                 )
                 if capture:
-                    output = [{"role": "assistant", "content": "".join(parts)}]
+                    output = [{"role": "assistant", "content": "".join(parts) + chunk.content}]
                     span.set_attribute("gen_ai.output.messages", orjson.dumps(output).decode())
+            elif capture:
+                parts.append(chunk.content)
             yield chunk
     except Exception as exc:
         tracing.fail(span, exc)

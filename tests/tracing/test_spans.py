@@ -6,7 +6,6 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 import pytest
-from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
@@ -112,7 +111,7 @@ async def test_a_token_stream_is_current_only_until_its_first_item(
 
     async def tokens() -> AsyncGenerator[str, None]:
         for token in ("a", "b", "c"):
-            seen.append(trace.get_current_span().get_span_context().span_id)
+            seen.append(tracing.current_span().get_span_context().span_id)
             yield token
 
     with tracing.span("request", parent=tracing.root_context()):
