@@ -173,6 +173,8 @@ def traced(
     ) -> Callable[P, Coroutine[Any, Any, T]]:
         @functools.wraps(function)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+            if _tracer is None:
+                return await function(*args, **kwargs)
             with span(name, attributes):
                 return await function(*args, **kwargs)
 
