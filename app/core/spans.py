@@ -20,6 +20,7 @@ sampler decides for it (parent-based, or by trace id alone). A trace that is not
 
 from __future__ import annotations
 
+import logging
 import time
 import traceback
 from collections.abc import Mapping, Sequence
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import Event, TracerProvider
     from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
+logger = logging.getLogger(__name__)
 _UNSET = Status(StatusCode.UNSET)
 _NO_STATE = TraceState()
 
@@ -54,8 +56,6 @@ _NO_STATE = TraceState()
 CURRENT: ContextVar[RecordingSpan | NonRecordingSpan | None] = ContextVar(
     "llamarada_span", default=None
 )
-
-
 _PLAIN = frozenset((str, bool, int, float))
 
 
@@ -243,7 +243,7 @@ class Tracer:
         from opentelemetry.sdk.trace.sampling import Decision
 
         self.event = Event
-        self._sampled, self._dropped = Decision.RECORD_AND_SAMPLE, Decision.DROP
+        self._sampled = Decision.RECORD_AND_SAMPLE
         self._sampler = provider.sampler
         self._ids = provider.id_generator
         # The default generator's span ids without its Python loop (a zero id is never valid).
@@ -286,7 +286,7 @@ class Tracer:
             flags | TraceFlags.RANDOM_TRACE_ID if random else flags,
             result.trace_state or _NO_STATE,
         )
-        if result.decision is self._dropped:
+        if result.decision is not self._sampled:  # dropped (or "record only": never exported)
             return NonRecordingSpan(SpanContext(ids[0], ids[1], False, TraceFlags(ids[2]), ids[3]))
         span = RecordingSpan(self, name, ids, remote, kind, attributes)
         if result.attributes:
@@ -314,7 +314,10 @@ class Current:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        CURRENT.reset(self._token)
+        try:
+            CURRENT.reset(self._token)
+        except ValueError:  # left in another context than entered: a bug, never the request's
+            logger.warning("a span's block ended in another context than it began in")
         if self._owned:
             if exc is not None and self._span.is_recording():
                 self._span.record_exception(exc)

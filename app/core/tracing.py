@@ -83,14 +83,14 @@ def start_tracing(env: Mapping[str, str] = os.environ) -> Tracing | None:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
+    from app.core.span_export import BatchExport
+
     name = env.get("OTEL_SERVICE_NAME") or DEFAULT_SERVICE_NAME
     # The provider is read for what the environment configures: no sampler given, it takes
     # OTEL_TRACES_SAMPLER (default: parent-based, always on); the spans are this project's own.
     provider = TracerProvider(
         resource=Resource.create({SERVICE_NAME: name}), shutdown_on_exit=False
     )
-    from app.core.span_export import BatchExport
-
     processor = BatchExport(OTLPSpanExporter(), env)
     _tracer = Tracer(provider, processor, InstrumentationScope("llamarada"))
     _capture_content = env.get(CAPTURE_CONTENT_ENV, "").strip().lower() == "true"
