@@ -12,7 +12,7 @@ import numpy.typing as npt
 from app.core import tracing
 from app.rag.language import detect
 from app.rag.lexical import LexicalIndex
-from app.rag.rerank import BAR, WEIGHTS, Bar, Weights, evidence, order
+from app.rag.rerank import BAR, WEIGHTS, Bar, Evidence, Weights, evidence, order
 from app.rag.schemas import SearchResult
 from app.rag.store import ChromaStore, Metadata, Row
 from app.rag.support import unheld_share
@@ -164,7 +164,19 @@ class IndexCache:
         self._indexes.pop(name, None)
 
 
-async def hybrid_search(
+@dataclass(frozen=True)
+class Candidates:
+    """The fused candidates of one query, best fused first, with each one's evidence."""
+
+    positions: list[int]
+    fused: list[float]
+    dense: dict[int, float]  # cosine similarity, by position (lexical finds compared too)
+    lexical: dict[int, float]  # query coverage of BM25 finds, by position
+    found: list[Evidence]  # parallel to positions
+    unheld: float  # share of the query's content words the collection never holds
+
+
+async def candidates(
     store: ChromaStore,
     index: CollectionIndex,
     name: str,
@@ -172,15 +184,15 @@ async def hybrid_search(
     vector: Sequence[float],
     *,
     k: int,
-    min_score: float = 0.0,
     sources: Sequence[str] | None = None,
     trust_dense: bool = True,
-    rerank: bool = True,
-    weights: Weights = WEIGHTS,
-) -> list[Hit]:
-    """The `k` best chunks whose relevance reaches `min_score`: fused by rank, then reranked."""
-    if not index.lexical.live:
-        return []
+    compare: bool = True,
+) -> Candidates:
+    """The first stage: dense and BM25 finds fused by rank, the best of them with evidence.
+
+    `compare`: give lexical finds a similarity from their stored vectors (what reranking and
+    relevance read; skipped when neither is wanted).
+    """
     wanted = min(max(4 * k, CANDIDATES), index.lexical.live)
     where = {"source": {"$in": list(sources)}} if sources else None
     with tracing.span("llamarada.rag.vector_search", {"llamarada.rag.candidates": wanted}):
@@ -202,49 +214,89 @@ async def hybrid_search(
         lexical[hit.position] = hit.coverage
         fused[hit.position] = fused.get(hit.position, 0.0) + 1.0 / (RRF_K + rank + 1)
 
-    with tracing.span("llamarada.rag.rerank", {"llamarada.rag.fused": len(fused)}):
-        ranked = sorted(fused, key=lambda p: -fused[p])[: max(RERANKED, k)]
-        if trust_dense and rerank:  # lexical finds lack a similarity: compare their stored vectors
-            missing = [index.row(p).id for p in ranked if p not in dense]
-            query_vector = np.asarray(vector, dtype=np.float32)
-            for id_, stored in (await store.vectors(name, missing)).items():
-                if id_ in index.positions:
-                    dense[index.positions[id_]] = float(stored @ query_vector)
-            ranked = [p for p in ranked if index.rows[p] is not None]  # removed while we waited
+    ranked = sorted(fused, key=lambda p: -fused[p])[: max(RERANKED, k)]
+    if trust_dense and compare:  # lexical finds lack a similarity: compare their stored vectors
+        missing = [index.row(p).id for p in ranked if p not in dense]
+        query_vector = np.asarray(vector, dtype=np.float32)
+        for id_, stored in (await store.vectors(name, missing)).items():
+            if id_ in index.positions:
+                dense[index.positions[id_]] = float(stored @ query_vector)
+        ranked = [p for p in ranked if index.rows[p] is not None]  # removed while we waited
+    query_language = detect(query)
+    found = [
+        evidence(
+            query,
+            index.row(p).text,
+            _heading(index.row(p).metadata),
+            dense.get(p, 0.0) if trust_dense else 0.0,
+            index.lexical.idf,
+            index.lexical.language(p),
+            query_language,
+        )
+        for p in ranked
+    ]
+    return Candidates(
+        positions=ranked,
+        fused=[fused[p] for p in ranked],
+        dense=dense,
+        lexical=lexical,
+        found=found,
+        unheld=unheld_share(query, index.lexical),
+    )
+
+
+async def hybrid_search(
+    store: ChromaStore,
+    index: CollectionIndex,
+    name: str,
+    query: str,
+    vector: Sequence[float],
+    *,
+    k: int,
+    min_score: float = 0.0,
+    sources: Sequence[str] | None = None,
+    trust_dense: bool = True,
+    rerank: bool = True,
+    weights: Weights = WEIGHTS,
+) -> list[Hit]:
+    """The `k` best chunks whose relevance reaches `min_score`: fused by rank, then reranked."""
+    if not index.lexical.live:
+        return []
+    with tracing.span("llamarada.rag.candidates"):
+        found = await candidates(
+            store,
+            index,
+            name,
+            query,
+            vector,
+            k=k,
+            sources=sources,
+            trust_dense=trust_dense,
+            compare=rerank,
+        )
+    with tracing.span("llamarada.rag.rerank", {"llamarada.rag.fused": len(found.positions)}):
         bar = BAR if trust_dense else Bar(dense=0.0, coverage=1.0)
         if not trust_dense:
             weights = replace(weights, dense=0.0)
-        query_language = detect(query)
-        found = [
-            evidence(
-                query,
-                index.row(p).text,
-                _heading(index.row(p).metadata),
-                dense.get(p, 0.0) if trust_dense else 0.0,
-                index.lexical.idf,
-                index.lexical.language(p),
-                query_language,
-            )
-            for p in ranked
-        ]
-        penalty = UNHELD_PENALTY * unheld_share(query, index.lexical)
-        if rerank:
-            picked = order(found, [fused[p] for p in ranked], weights)
-        else:
-            picked = list(range(len(ranked)))
+        penalty = UNHELD_PENALTY * found.unheld
+        picked = (
+            order(found.found, found.fused, weights)
+            if rerank
+            else list(range(len(found.positions)))
+        )
     hits = []
     for i in picked:
-        position = ranked[i]
+        position = found.positions[i]
         row = index.row(position)
         hits.append(
             Hit(
                 id=row.id,
                 text=row.text,
                 metadata=row.metadata,
-                dense=dense.get(position),
-                lexical=lexical.get(position),
-                rank_score=fused[position],
-                score=max(found[i].relevance(bar) - penalty, 0.0),
+                dense=found.dense.get(position),
+                lexical=found.lexical.get(position),
+                rank_score=found.fused[i],
+                score=max(found.found[i].relevance(bar) - penalty, 0.0),
             )
         )
     return [hit for hit in hits if hit.score >= min_score][:k]
