@@ -36,6 +36,9 @@ GRID = {
     "fused": (0.0, 0.5, 1.0),
 }
 MAX_ANSWERABLE_REFUSED = 0.05
+UNHELD = "unheld"
+SHARES = (0.0, 0.15, 0.3, 0.45, 0.6, 0.75)
+PENALTIES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 
 Record = dict[str, Any]
 Array = npt.NDArray[np.float64]
@@ -175,14 +178,129 @@ def ranking_report(records: Sequence[Record], fixed: Mapping[str, Sequence[float
     return lines
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """A refusal rule: relevance = dense_share x cosine + (1 - dense_share) x `word` evidence,
+    less `penalty` x the unheld-word share; refuse below `bar` (per language when split)."""
+
+    word: str
+    dense_share: float
+    penalty: float
+    bar: dict[str, float]
+
+    def score(self, record: Record) -> float:
+        """The question's best relevance over its candidates."""
+        best = max(
+            (
+                self.dense_share * c["dense"] + (1 - self.dense_share) * c[self.word]
+                for c in record["candidates"]
+            ),
+            default=0.0,
+        )
+        return best - self.penalty * record[UNHELD]
+
+    def refuses(self, record: Record) -> bool:
+        """Whether the rule says "not in the documents"."""
+        return self.score(record) < self.bar.get(record["lang"], self.bar.get("all", 0.0))
+
+
+def calibrated_bar(scores: Sequence[float]) -> float:
+    """The highest bar refusing at most MAX_ANSWERABLE_REFUSED of these answerable scores."""
+    ranked = sorted(scores)
+    allowed = int(MAX_ANSWERABLE_REFUSED * len(ranked))
+    return ranked[allowed] if ranked else 0.0
+
+
+def refusal_grid(words: Sequence[str], per_language: bool) -> Callable[[Sequence[Record]], Refusal]:
+    """A chooser: over the grid, each rule's bar calibrated on the answerable questions, the
+    rule refusing most unanswerable ones (ties: the widest margin below the bar)."""
+
+    def choose(records: Sequence[Record]) -> Refusal:
+        best: tuple[tuple[int, float], Refusal] | None = None
+        for word, share, penalty in itertools.product(words, SHARES, PENALTIES):
+            rule = Refusal(word, share, penalty, {})
+            groups = ("es", "en") if per_language else ("all",)
+            bar = {
+                g: calibrated_bar(
+                    [rule.score(r) for r in records if r["source"] and g in ("all", r["lang"])]
+                )
+                for g in groups
+            }
+            rule = Refusal(word, share, penalty, bar)
+            unanswerable = [r for r in records if not r["source"]]
+            refused = [r for r in unanswerable if rule.refuses(r)]
+            margin = sum(
+                rule.bar.get(r["lang"], rule.bar.get("all", 0.0)) - rule.score(r) for r in refused
+            )
+            key = (len(refused), margin)
+            if best is None or key > best[0]:
+                best = (key, rule)
+        assert best is not None
+        return best[1]
+
+    return choose
+
+
+def _refusals_each(records: Sequence[Record], rule: Refusal) -> list[bool]:
+    return [rule.refuses(r) for r in records]
+
+
+def refusal_report(records: Sequence[Record], choosers: Mapping[str, Any]) -> list[str]:
+    """Rows: each way of choosing a refusal rule, cross-validated (held-out decisions)."""
+    lines = [
+        "| refusal rule | unanswerable refused es | en | all | answerable refused es | en | all |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    notes = []
+    for name, chooser in choosers.items():
+        if isinstance(chooser, Refusal):
+            held = _refusals_each(records, chooser)
+            chosen: list[Any] = [chooser]
+        else:
+            held, chosen = cross_validate(records, chooser, _refusals_each)
+        cells = []
+        for answerable in (False, True):
+            for lang in ("es", "en", "all"):
+                picked = [
+                    d
+                    for d, r in zip(held, records, strict=True)
+                    if bool(r["source"]) == answerable and lang in ("all", r["lang"])
+                ]
+                cells.append(f"{sum(picked)}/{len(picked)}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        notes.append(f"{name}: " + "; ".join(_rule_text(c) for c in chosen))
+    return [*lines, "", *notes]
+
+
+def _rule_text(rule: Refusal) -> str:
+    bars = ", ".join(f"{k} {v:.3f}" for k, v in rule.bar.items())
+    return f"{rule.word} share {rule.dense_share} penalty {rule.penalty} bar {bars}"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print the cross-validated figures of reranking and refusals."""
     parser = argparse.ArgumentParser(prog="python -m bench.rag_cv", description=__doc__)
     parser.add_argument("features", type=Path)
+    parser.add_argument("--no-ranking", action="store_true", help="refusals only")
+    parser.add_argument(
+        "--words", default="coverage,proximity", help="word-evidence features refusals may use"
+    )
+    parser.add_argument("--unheld", default=UNHELD, help="the record field of unheld shares")
     args = parser.parse_args(argv)
+    globals()["UNHELD"] = args.unheld
     records = json.loads(args.features.read_text())
     fixed = {"current (1, 0.5, 2, 1, 0)": (1.0, 0.5, 2.0, 1.0, 0.0)}
-    print("\n".join(ranking_report(records, fixed)))
+    if not args.no_ranking:
+        print("\n".join(ranking_report(records, fixed)))
+    current = Refusal("coverage", 0.3, 1.0, {"all": 0.223})
+    words = args.words.split(",")
+    choosers = {
+        "current (coverage, 0.3, 1.0, bar 0.223), fixed": current,
+        "grid, one bar, cross-validated": refusal_grid(words, per_language=False),
+        "grid, a bar per language, cross-validated": refusal_grid(words, per_language=True),
+    }
+    print()
+    print("\n".join(refusal_report(records, choosers)))
     return 0
 
 

@@ -24,6 +24,7 @@ from asgi_lifespan import LifespanManager
 from app.core.auth import ANONYMOUS
 from app.core.config import RagSettings, Settings
 from app.main import create_app
+from app.rag.lexical import QUERY_ANALYZERS
 from app.rag.retrieve import Hit
 from app.rag.service import KnowledgeBase
 from bench.rag_eval import COLLECTION, upload_corpus
@@ -92,6 +93,10 @@ async def _features(knowledge: KnowledgeBase, question: Any, k: int) -> dict[str
         "source": question.source,
         "trust_dense": trust,
         "unheld": found.unheld,
+        "idf": {  # the question's terms as each language reads it, with their idf
+            language: {term: index.lexical.idf(term) for term in analyzer.terms(question.question)}
+            for language, analyzer in QUERY_ANALYZERS.items()
+        },
         "candidates": candidates,
     }
 

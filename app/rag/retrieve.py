@@ -53,6 +53,7 @@ class CollectionIndex:
         self.positions = {row.id: position for position, row in enumerate(rows)}
         self._sources = [str(row.metadata.get("source", "")) for row in rows]
         self._source_array: npt.NDArray[np.object_] | None = None
+        self._documents: dict[str, list[int]] | None = None  # positions in text order
         self.lexical = LexicalIndex([row.text for row in rows])
 
     @property
@@ -72,6 +73,19 @@ class CollectionIndex:
             self._source_array = np.array(self._sources, dtype=object)
         return self._source_array
 
+    def document_rows(self, document_id: str) -> list[Row]:
+        """A document's chunks held now, in the order of its text."""
+        if self._documents is None:
+            documents: dict[str, list[int]] = {}
+            for position, row in enumerate(self.rows):
+                if row is not None:
+                    key = str(row.metadata.get("document_id", ""))
+                    documents.setdefault(key, []).append(position)
+            for positions in documents.values():
+                positions.sort(key=lambda p: int(self.row(p).metadata.get("start", 0)))
+            self._documents = documents
+        return [self.row(p) for p in self._documents.get(document_id, [])]
+
     def add(self, rows: Sequence[Row]) -> None:
         """Add chunks (one already held under the same id is replaced)."""
         self.remove([row.id for row in rows if row.id in self.positions])
@@ -81,6 +95,7 @@ class CollectionIndex:
             self.positions[row.id] = position
             self._sources.append(str(row.metadata.get("source", "")))
         self._source_array = None
+        self._documents = None
 
     def remove(self, ids: Sequence[str]) -> None:
         """Drop chunks by id (unknown ids are ignored)."""
@@ -88,6 +103,7 @@ class CollectionIndex:
         self.lexical.remove(positions, [self.row(p).text for p in positions])
         for position in positions:
             self.rows[position] = None
+        self._documents = None
 
     def remove_document(self, document_id: str) -> None:
         """Drop every chunk of a document."""

@@ -355,7 +355,8 @@ class KnowledgeBase:
     ) -> list[str | None]:
         """The section around each hit (None for chunks stored without sections)."""
         stored = await self._owned(name, caller)
-        return await section_contexts(self.store, stored.name, hits, self.settings.section_chars)
+        index = await self._indexes.get(self.store, stored.name, _revision(stored))
+        return section_contexts(index, hits, self.settings.section_chars)
 
     # Internals
 
