@@ -24,6 +24,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from app.core.config import RagSettings
+from app.rag.rerank import BAR, WEIGHTS
+from app.rag.retrieve import UNHELD_PENALTY
+
 FOLDS = 5
 K = 5
 FEATURES = ("dense", "coverage", "proximity", "heading_share", "fused")
@@ -38,7 +42,7 @@ GRID = {
 MAX_ANSWERABLE_REFUSED = 0.05
 UNHELD = "unheld"
 SHARES = (0.0, 0.15, 0.3, 0.45, 0.6, 0.75)
-PENALTIES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
+PENALTIES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
 
 Record = dict[str, Any]
 Array = npt.NDArray[np.float64]
@@ -197,7 +201,7 @@ class Refusal:
             ),
             default=0.0,
         )
-        return best - self.penalty * record[UNHELD]
+        return max(best - self.penalty * float(record[UNHELD]), 0.0)  # as Hit.score is
 
     def refuses(self, record: Record) -> bool:
         """Whether the rule says "not in the documents"."""
@@ -226,7 +230,7 @@ def refusal_grid(words: Sequence[str], per_language: bool) -> Callable[[Sequence
                 )
                 for g in groups
             }
-            rule = Refusal(word, share, penalty, bar)
+            rule = Refusal(word, share, penalty, _widest(records, word, share, penalty, bar))
             unanswerable = [r for r in records if not r["source"]]
             refused = [r for r in unanswerable if rule.refuses(r)]
             margin = sum(
@@ -239,6 +243,24 @@ def refusal_grid(words: Sequence[str], per_language: bool) -> Callable[[Sequence
         return best[1]
 
     return choose
+
+
+def _widest(
+    records: Sequence[Record], word: str, share: float, penalty: float, bar: dict[str, float]
+) -> dict[str, float]:
+    """Each bar lowered to the middle of the gap between the best-scored unanswerable question
+    it refuses and the next answerable one: the same questions refused by the widest margin."""
+    rule = Refusal(word, share, penalty, bar)
+    out = {}
+    for group, top in bar.items():
+        mine = [r for r in records if group in ("all", r["lang"])]
+        refused = [rule.score(r) for r in mine if not r["source"] and rule.score(r) < top]
+        if not refused:
+            out[group] = top
+            continue
+        above = [rule.score(r) for r in mine if r["source"] and rule.score(r) > max(refused)]
+        out[group] = (max(refused) + min(above, default=top)) / 2
+    return out
 
 
 def _refusals_each(records: Sequence[Record], rule: Refusal) -> list[bool]:
@@ -289,13 +311,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     globals()["UNHELD"] = args.unheld
     records = json.loads(args.features.read_text())
-    fixed = {"current (1, 0.5, 2, 1, 0)": (1.0, 0.5, 2.0, 1.0, 0.0)}
+    w = WEIGHTS
+    shipped = (w.dense, w.coverage, w.proximity, w.heading, w.fused)
+    fixed = {f"shipped {shipped}": shipped}
     if not args.no_ranking:
         print("\n".join(ranking_report(records, fixed)))
-    current = Refusal("coverage", 0.3, 1.0, {"all": 0.223})
+    current = Refusal("coverage", BAR.dense, UNHELD_PENALTY, {"all": RagSettings().min_score})
     words = args.words.split(",")
     choosers = {
-        "current (coverage, 0.3, 1.0, bar 0.223), fixed": current,
+        "shipped, fixed": current,
         "grid, one bar, cross-validated": refusal_grid(words, per_language=False),
         "grid, a bar per language, cross-validated": refusal_grid(words, per_language=True),
     }
