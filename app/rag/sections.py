@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from app.rag.retrieve import CollectionIndex, Hit
+from app.rag.index import CollectionIndex
+from app.rag.retrieve import Hit
 from app.rag.store import Row
 
 SectionKey = tuple[str, int]  # document id, section number

@@ -15,6 +15,7 @@ from app.core.config import RagSettings
 from app.core.errors import Conflict, InvalidRequest
 from app.core.metrics import Metrics
 from app.rag.embeddings import Embedder
+from app.rag.index import CollectionIndex, IndexCache
 from app.rag.ingest import (
     PreparedDocument,
     Upload,
@@ -27,15 +28,7 @@ from app.rag.language import detect as detect_language
 from app.rag.namespace import NAME, OWNER, Namespaces, display_name, owner_of
 from app.rag.parsing import ParseLimits, UploadParser
 from app.rag.reembed import is_shadow, reembed
-from app.rag.retrieve import (
-    Candidates,
-    CollectionIndex,
-    Hit,
-    IndexCache,
-    candidates,
-    hybrid_search,
-    search_result,
-)
+from app.rag.retrieve import Candidates, Hit, candidates, hybrid_search, search_result
 from app.rag.schemas import (
     ChunkInfo,
     CollectionCreate,
