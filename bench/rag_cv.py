@@ -40,7 +40,6 @@ GRID = {
     "fused": (0.0, 0.5, 1.0),
 }
 MAX_ANSWERABLE_REFUSED = 0.05
-UNHELD = "unheld"
 SHARES = (0.0, 0.15, 0.3, 0.45, 0.6, 0.75)
 PENALTIES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
 
@@ -201,7 +200,7 @@ class Refusal:
             ),
             default=0.0,
         )
-        return max(best - self.penalty * float(record[UNHELD]), 0.0)  # as Hit.score is
+        return max(best - self.penalty * float(record["unheld"]), 0.0)  # as Hit.score is
 
     def refuses(self, record: Record) -> bool:
         """Whether the rule says "not in the documents"."""
@@ -307,9 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--words", default="coverage,proximity", help="word-evidence features refusals may use"
     )
-    parser.add_argument("--unheld", default=UNHELD, help="the record field of unheld shares")
     args = parser.parse_args(argv)
-    globals()["UNHELD"] = args.unheld
     records = json.loads(args.features.read_text())
     w = WEIGHTS
     shipped = (w.dense, w.coverage, w.proximity, w.heading, w.fused)
