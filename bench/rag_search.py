@@ -29,6 +29,7 @@ from app.core.metrics import Metrics
 from app.rag.language import detect
 from app.rag.lexical import QUERY_ANALYZERS, LexicalIndex, terms
 from app.rag.multilingual import MultilingualEmbedder
+from app.rag.namespace import storage_name
 from app.rag.schemas import CollectionCreate, TextDocument, TextUpload
 from app.rag.service import KnowledgeBase
 from app.rag.store import ChromaStore
@@ -72,14 +73,15 @@ async def measure(
         store = ChromaStore.persistent(Path(folder) / "chroma")
         knowledge = KnowledgeBase(store, embedder, RagSettings(), Metrics())
         await knowledge.create_collection(CollectionCreate(name="bench"), caller=ANONYMOUS)
+        storage = storage_name(ANONYMOUS.name, "bench")  # what the store calls it
         metadatas: list[dict[str, str | int | float | bool]] = [
             {"document_id": f"d{i // 10}", "source": f"doc{i // 10}.txt", "chunk_index": i % 10}
             for i in range(n)
         ]
         started = time.perf_counter()
-        await store.upsert("bench", [f"c{i}" for i in range(n)], vectors, texts, metadatas)
+        await store.upsert(storage, [f"c{i}" for i in range(n)], vectors, texts, metadatas)
         add_s = time.perf_counter() - started
-        await store.set_metadata("bench", {"revision": "filled"})
+        await store.set_metadata(storage, {"revision": "filled"})
 
         queries = [" ".join(rng.choice(texts[int(rng.integers(n))].split(), 4)) for _ in range(5)]
         started = time.perf_counter()
@@ -111,7 +113,7 @@ async def measure(
         exact = np.argsort(-(probes @ vectors.T), axis=1)[:, :10]
         hits = 0
         for probe, truth in zip(probes, exact, strict=True):
-            rows = await store.query("bench", probe.tolist(), 10)
+            rows = await store.query(storage, probe.tolist(), 10)
             hits += len({int(row.id[1:]) for row in rows} & set(truth.tolist()))
         await knowledge.store.aclose()
     latencies.sort()

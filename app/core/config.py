@@ -171,7 +171,7 @@ class RagSettings(BaseModel):
     chunk_overlap: int = Field(default=200, ge=0, le=10_000)
     top_k: int = Field(default=3, ge=1, le=50)
     min_score: float = Field(
-        default=0.223,
+        default=0.218,
         ge=0,
         le=1,
         description="answers: below this relevance, say not found (calibrated on the dev set)",

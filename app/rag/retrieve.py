@@ -2,28 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
-import numpy.typing as npt
 
 from app.core import tracing
+from app.rag.index import CollectionIndex
 from app.rag.language import detect
-from app.rag.lexical import LexicalIndex
-from app.rag.rerank import BAR, WEIGHTS, Bar, Weights, evidence, order
+from app.rag.rerank import BAR, WEIGHTS, Bar, Evidence, Weights, evidence, order
 from app.rag.schemas import SearchResult
-from app.rag.store import ChromaStore, Metadata, Row
+from app.rag.store import ChromaStore, Metadata
 from app.rag.support import unheld_share
 
 RRF_K = 60  # the constant of Cormack et al.; damps the weight of the very top ranks
 CANDIDATES = 50  # at least this many from each side before fusing (more: better recall)
 RERANKED = 30  # the best fused candidates that get the closer look
 # Relevance lost per share of the question's words that name what the collection never holds
-# (support.py); chosen with RagSettings.min_score on the dev questions.
-UNHELD_PENALTY = 1.0
-COMPACT_SHARE = 0.25  # rebuild an index once this share of its positions are removed chunks
+# (support.py); chosen with RagSettings.min_score on the dev questions (rerank.Bar says how).
+UNHELD_PENALTY = 1.5
 
 
 @dataclass(frozen=True)
@@ -44,127 +41,19 @@ class Hit:
     score: float
 
 
-class CollectionIndex:
-    """A collection's chunks at one revision, with their BM25 index, updated in place."""
+@dataclass(frozen=True)
+class Candidates:
+    """The fused candidates of one query, best fused first, with each one's evidence."""
 
-    def __init__(self, revision: str, rows: list[Row]) -> None:
-        self.revision = revision
-        self.rows: list[Row | None] = list(rows)
-        self.positions = {row.id: position for position, row in enumerate(rows)}
-        self._sources = [str(row.metadata.get("source", "")) for row in rows]
-        self._source_array: npt.NDArray[np.object_] | None = None
-        self.lexical = LexicalIndex([row.text for row in rows])
-
-    @property
-    def live_rows(self) -> list[Row]:
-        """The chunks held now."""
-        return [row for row in self.rows if row is not None]
-
-    def row(self, position: int) -> Row:
-        """The chunk at a position (a live one: searches skip removed positions)."""
-        found = self.rows[position]
-        assert found is not None
-        return found
-
-    def sources(self) -> npt.NDArray[np.object_]:
-        """The source name of every position, for filters."""
-        if self._source_array is None:
-            self._source_array = np.array(self._sources, dtype=object)
-        return self._source_array
-
-    def add(self, rows: Sequence[Row]) -> None:
-        """Add chunks (one already held under the same id is replaced)."""
-        self.remove([row.id for row in rows if row.id in self.positions])
-        positions = self.lexical.add(row.text for row in rows)
-        for position, row in zip(positions, rows, strict=True):
-            self.rows.append(row)
-            self.positions[row.id] = position
-            self._sources.append(str(row.metadata.get("source", "")))
-        self._source_array = None
-
-    def remove(self, ids: Sequence[str]) -> None:
-        """Drop chunks by id (unknown ids are ignored)."""
-        positions = [self.positions.pop(id_) for id_ in ids if id_ in self.positions]
-        self.lexical.remove(positions, [self.row(p).text for p in positions])
-        for position in positions:
-            self.rows[position] = None
-
-    def remove_document(self, document_id: str) -> None:
-        """Drop every chunk of a document."""
-        self.remove(
-            [
-                row.id
-                for row in self.rows
-                if row is not None and row.metadata.get("document_id") == document_id
-            ]
-        )
-
-    def needs_compaction(self) -> bool:
-        """Whether removed chunks hold so many positions that a rebuild pays."""
-        return self.lexical.dead > COMPACT_SHARE * max(self.lexical.size, 1)
+    positions: list[int]
+    fused: list[float]
+    dense: dict[int, float]  # cosine similarity, by position (lexical finds compared too)
+    lexical: dict[int, float]  # query coverage of BM25 finds, by position
+    found: list[Evidence]  # parallel to positions
+    unheld: float  # share of the query's content words the collection never holds
 
 
-class IndexCache:
-    """One index per collection: built from Chroma once, then updated with each change."""
-
-    def __init__(self) -> None:
-        self._indexes: dict[str, CollectionIndex] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
-
-    async def get(self, store: ChromaStore, name: str, revision: str) -> CollectionIndex:
-        """The index of `name` at `revision`, built from Chroma if not held."""
-        index = self._indexes.get(name)
-        if index is not None and index.revision == revision:
-            return index
-        async with self._locks.setdefault(name, asyncio.Lock()):
-            index = self._indexes.get(name)
-            if index is None or index.revision != revision:
-                rows = await store.get(name, texts=True)
-                index = await asyncio.to_thread(CollectionIndex, revision, rows)
-                self._indexes[name] = index
-            return index
-
-    def holds(self, name: str, revision: str) -> bool:
-        """Whether the index of `name` is held at `revision` (worth updating in place)."""
-        index = self._indexes.get(name)
-        return index is not None and index.revision == revision
-
-    async def update(
-        self,
-        name: str,
-        old: str,
-        new: str,
-        *,
-        added: Sequence[Row] = (),
-        removed_document: str | None = None,
-    ) -> None:
-        """Apply one change made here between revisions `old` and `new`.
-
-        An index held at another revision (another process wrote too) is dropped instead:
-        the next search rebuilds it from Chroma.
-        """
-        async with self._locks.setdefault(name, asyncio.Lock()):
-            index = self._indexes.get(name)
-            if index is None:
-                return
-            if index.revision != old:
-                self._indexes.pop(name, None)
-                return
-
-            # In place, between two awaits, so no search sees half a change.
-            if removed_document is not None:
-                index.remove_document(removed_document)
-            index.add(added)
-            index.revision = new
-            if index.needs_compaction():
-                self._indexes[name] = await asyncio.to_thread(CollectionIndex, new, index.live_rows)
-
-    def forget(self, name: str) -> None:
-        """Drop a collection's index (it was deleted)."""
-        self._indexes.pop(name, None)
-
-
-async def hybrid_search(
+async def candidates(
     store: ChromaStore,
     index: CollectionIndex,
     name: str,
@@ -172,15 +61,15 @@ async def hybrid_search(
     vector: Sequence[float],
     *,
     k: int,
-    min_score: float = 0.0,
     sources: Sequence[str] | None = None,
     trust_dense: bool = True,
-    rerank: bool = True,
-    weights: Weights = WEIGHTS,
-) -> list[Hit]:
-    """The `k` best chunks whose relevance reaches `min_score`: fused by rank, then reranked."""
-    if not index.lexical.live:
-        return []
+    compare: bool = True,
+) -> Candidates:
+    """The first stage: dense and BM25 finds fused by rank, the best of them with evidence.
+
+    `compare`: give lexical finds a similarity from their stored vectors (what reranking and
+    relevance read; skipped when neither is wanted).
+    """
     wanted = min(max(4 * k, CANDIDATES), index.lexical.live)
     where = {"source": {"$in": list(sources)}} if sources else None
     with tracing.span("llamarada.rag.vector_search", {"llamarada.rag.candidates": wanted}):
@@ -202,49 +91,89 @@ async def hybrid_search(
         lexical[hit.position] = hit.coverage
         fused[hit.position] = fused.get(hit.position, 0.0) + 1.0 / (RRF_K + rank + 1)
 
-    with tracing.span("llamarada.rag.rerank", {"llamarada.rag.fused": len(fused)}):
-        ranked = sorted(fused, key=lambda p: -fused[p])[: max(RERANKED, k)]
-        if trust_dense and rerank:  # lexical finds lack a similarity: compare their stored vectors
-            missing = [index.row(p).id for p in ranked if p not in dense]
-            query_vector = np.asarray(vector, dtype=np.float32)
-            for id_, stored in (await store.vectors(name, missing)).items():
-                if id_ in index.positions:
-                    dense[index.positions[id_]] = float(stored @ query_vector)
-            ranked = [p for p in ranked if index.rows[p] is not None]  # removed while we waited
+    ranked = sorted(fused, key=lambda p: -fused[p])[: max(RERANKED, k)]
+    if trust_dense and compare:  # lexical finds lack a similarity: compare their stored vectors
+        missing = [index.row(p).id for p in ranked if p not in dense]
+        query_vector = np.asarray(vector, dtype=np.float32)
+        for id_, stored in (await store.vectors(name, missing)).items():
+            if id_ in index.positions:
+                dense[index.positions[id_]] = float(stored @ query_vector)
+        ranked = [p for p in ranked if index.rows[p] is not None]  # removed while we waited
+    query_language = detect(query)
+    found = [
+        evidence(
+            query,
+            index.row(p).text,
+            _heading(index.row(p).metadata),
+            dense.get(p, 0.0) if trust_dense else 0.0,
+            index.lexical.idf,
+            index.lexical.language(p),
+            query_language,
+        )
+        for p in ranked
+    ]
+    return Candidates(
+        positions=ranked,
+        fused=[fused[p] for p in ranked],
+        dense=dense,
+        lexical=lexical,
+        found=found,
+        unheld=unheld_share(query, index.lexical),
+    )
+
+
+async def hybrid_search(
+    store: ChromaStore,
+    index: CollectionIndex,
+    name: str,
+    query: str,
+    vector: Sequence[float],
+    *,
+    k: int,
+    min_score: float = 0.0,
+    sources: Sequence[str] | None = None,
+    trust_dense: bool = True,
+    rerank: bool = True,
+    weights: Weights = WEIGHTS,
+) -> list[Hit]:
+    """The `k` best chunks whose relevance reaches `min_score`: fused by rank, then reranked."""
+    if not index.lexical.live:
+        return []
+    with tracing.span("llamarada.rag.candidates"):
+        found = await candidates(
+            store,
+            index,
+            name,
+            query,
+            vector,
+            k=k,
+            sources=sources,
+            trust_dense=trust_dense,
+            compare=rerank,
+        )
+    with tracing.span("llamarada.rag.rerank", {"llamarada.rag.fused": len(found.positions)}):
         bar = BAR if trust_dense else Bar(dense=0.0, coverage=1.0)
         if not trust_dense:
             weights = replace(weights, dense=0.0)
-        query_language = detect(query)
-        found = [
-            evidence(
-                query,
-                index.row(p).text,
-                _heading(index.row(p).metadata),
-                dense.get(p, 0.0) if trust_dense else 0.0,
-                index.lexical.idf,
-                index.lexical.language(p),
-                query_language,
-            )
-            for p in ranked
-        ]
-        penalty = UNHELD_PENALTY * unheld_share(query, index.lexical)
-        if rerank:
-            picked = order(found, [fused[p] for p in ranked], weights)
-        else:
-            picked = list(range(len(ranked)))
+        penalty = UNHELD_PENALTY * found.unheld
+        picked = (
+            order(found.found, found.fused, weights)
+            if rerank
+            else list(range(len(found.positions)))
+        )
     hits = []
     for i in picked:
-        position = ranked[i]
+        position = found.positions[i]
         row = index.row(position)
         hits.append(
             Hit(
                 id=row.id,
                 text=row.text,
                 metadata=row.metadata,
-                dense=dense.get(position),
-                lexical=lexical.get(position),
-                rank_score=fused[position],
-                score=max(found[i].relevance(bar) - penalty, 0.0),
+                dense=found.dense.get(position),
+                lexical=found.lexical.get(position),
+                rank_score=found.fused[i],
+                score=max(found.found[i].relevance(bar) - penalty, 0.0),
             )
         )
     return [hit for hit in hits if hit.score >= min_score][:k]

@@ -1,21 +1,26 @@
-"""The section around a retrieved chunk: its neighbours in the same section, stitched, bounded.
+"""The text around a retrieved chunk: its section, or a one-chunk section's siblings, bounded.
 
 Chunks stay small so that search finds the exact passage; the reader (a person or the model)
-gets the text around it. Chunks record their section (`section` in their metadata) and their
-offsets in the document's text, so the section is rebuilt from the stored chunks themselves.
+gets the text around it. Chunks record their section (`section` in their metadata), its heading
+path and their offsets in the document's text, so the text around a hit is rebuilt from the
+chunks the collection's index holds in memory (no store round trip). A section held in a single
+chunk (a manual page's option, a one-paragraph subsection) gives the reader nothing the chunk
+does not; its context is its sibling sections, those under the same parent heading (the
+options next to it), where the answer to a question about it often sits.
 Chunks stored before sections were recorded get no context (None): they keep working as before.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from app.rag.index import CollectionIndex
 from app.rag.retrieve import Hit
-from app.rag.store import ChromaStore, Row
+from app.rag.store import Row
 
 SectionKey = tuple[str, int]  # document id, section number
+HEADING_SEPARATOR = " > "
 
 
 def section_key(metadata: Mapping[str, Any]) -> SectionKey | None:
@@ -27,30 +32,30 @@ def section_key(metadata: Mapping[str, Any]) -> SectionKey | None:
     return str(document), section
 
 
-async def section_contexts(
-    store: ChromaStore, collection: str, hits: Sequence[Hit], max_chars: int
+def section_contexts(
+    index: CollectionIndex, hits: Sequence[Hit], max_chars: int
 ) -> list[str | None]:
-    """For each hit, up to `max_chars` of its section's text around it (None: not recorded)."""
-    keys = {key for hit in hits if (key := section_key(hit.metadata)) is not None}
-    if not keys or max_chars <= 0:
-        return [None] * len(hits)
-    clauses: list[dict[str, Any]] = [
-        {"$and": [{"document_id": document}, {"section": section}]}
-        for document, section in sorted(keys)
-    ]
-    where = clauses[0] if len(clauses) == 1 else {"$or": clauses}
-    grouped: dict[SectionKey, list[Row]] = defaultdict(list)
-    for row in await store.get(collection, where, texts=True):
-        key = section_key(row.metadata)
-        if key is not None:
-            grouped[key].append(row)
-    for rows in grouped.values():
-        rows.sort(key=lambda row: int(row.metadata.get("start", 0)))
+    """For each hit, up to `max_chars` of the text around it (None: sections not recorded)."""
     contexts: list[str | None] = []
     for hit in hits:
         key = section_key(hit.metadata)
-        contexts.append(around(grouped.get(key, []), hit.id, max_chars) if key else None)
+        if key is None or max_chars <= 0:
+            contexts.append(None)
+            continue
+        rows = index.document_rows(key[0])
+        same = [row for row in rows if row.metadata.get("section") == key[1]]
+        parent = _parent(hit.metadata)
+        if len(same) == 1 and parent is not None:  # the section is the chunk: take its siblings
+            same = [row for row in rows if _parent(row.metadata) == parent]
+        contexts.append(around(same, hit.id, max_chars))
     return contexts
+
+
+def _parent(metadata: Mapping[str, Any]) -> str | None:
+    heading = metadata.get("heading")
+    if not isinstance(heading, str) or HEADING_SEPARATOR not in heading:
+        return None
+    return heading.rsplit(HEADING_SEPARATOR, 1)[0]
 
 
 def around(rows: Sequence[Row], chunk_id: str, max_chars: int) -> str | None:

@@ -15,6 +15,7 @@ from app.core.config import RagSettings
 from app.core.errors import Conflict, InvalidRequest
 from app.core.metrics import Metrics
 from app.rag.embeddings import Embedder
+from app.rag.index import CollectionIndex, IndexCache
 from app.rag.ingest import (
     PreparedDocument,
     Upload,
@@ -27,7 +28,7 @@ from app.rag.language import detect as detect_language
 from app.rag.namespace import NAME, OWNER, Namespaces, display_name, owner_of
 from app.rag.parsing import ParseLimits, UploadParser
 from app.rag.reembed import is_shadow, reembed
-from app.rag.retrieve import Hit, IndexCache, hybrid_search, search_result
+from app.rag.retrieve import Candidates, Hit, candidates, hybrid_search, search_result
 from app.rag.schemas import (
     ChunkInfo,
     CollectionCreate,
@@ -308,6 +309,22 @@ class KnowledgeBase:
         self._metrics.rag_retrieval_duration.observe(time.perf_counter() - started)
         return hits
 
+    async def candidates(
+        self, name: str, query: str, *, caller: Principal, k: int
+    ) -> tuple[Candidates, CollectionIndex, bool]:
+        """The first stage's candidates with their evidence, the index they come from, and
+        whether the dense side was trusted: what reranking and refusals read (for tuning)."""
+        stored, embedder = await self._open(name, caller)
+        vector, index = await asyncio.gather(
+            embedder.embed_query(query),
+            self._indexes.get(self.store, stored.name, _revision(stored)),
+        )
+        trust = embedder.languages is None or detect_language(query) in embedder.languages
+        found = await candidates(
+            self.store, index, stored.name, query, vector, k=k, trust_dense=trust
+        )
+        return found, index, trust
+
     async def search(self, name: str, body: SearchRequest, *, caller: Principal) -> SearchResponse:
         """Retrieval only: the chunks with their scores."""
         hits = await self.retrieve(
@@ -331,7 +348,8 @@ class KnowledgeBase:
     ) -> list[str | None]:
         """The section around each hit (None for chunks stored without sections)."""
         stored = await self._owned(name, caller)
-        return await section_contexts(self.store, stored.name, hits, self.settings.section_chars)
+        index = await self._indexes.get(self.store, stored.name, _revision(stored))
+        return section_contexts(index, hits, self.settings.section_chars)
 
     # Internals
 

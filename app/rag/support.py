@@ -18,6 +18,7 @@ from app.rag.language import LANGUAGES, Language
 from app.rag.lexical import ANALYZERS, QUERY_ANALYZERS, LexicalIndex
 
 _WORD = re.compile(r"\w+")
+_TOKEN = re.compile(r"\w(?:[\w.\-]*\w)?")  # a word, or a name with dots or hyphens inside
 
 
 @lru_cache(maxsize=1)
@@ -46,17 +47,40 @@ def everyday(word: str) -> bool:
 
 
 def unheld_words(question: str, index: LexicalIndex) -> tuple[list[str], list[str]]:
-    """The question's content words, and those of them that name what no chunk holds."""
+    """The question's content words, and those of them that name what no chunk holds.
+
+    A name written in capitals or with a digit ("ACL", "TRIM", "mkfs.ext4", "IPv6") counts
+    whole, and as unheld whenever no chunk holds it, even if its letters spell an everyday
+    word: "TRIM" is not "trim".
+    """
     content: list[str] = []
     unheld: list[str] = []
-    for word in _WORD.findall(question.casefold()):
-        terms = [term for analyzer in QUERY_ANALYZERS.values() for term in analyzer.terms(word)]
-        if not terms:  # a function word of either language
+    for token in _TOKEN.findall(question):
+        if _is_name(token):
+            parts = [_terms(word) for word in _WORD.findall(token.casefold())]
+            parts = [terms for terms in parts if terms]
+            if parts:
+                content.append(token.casefold())
+                if not all(any(index.holds(term) for term in terms) for terms in parts):
+                    unheld.append(token.casefold())
             continue
-        content.append(word)
-        if not any(index.holds(term) for term in terms) and not everyday(word):
-            unheld.append(word)
+        for word in _WORD.findall(token.casefold()):
+            terms = _terms(word)
+            if not terms:  # a function word of either language
+                continue
+            content.append(word)
+            if not any(index.holds(term) for term in terms) and not everyday(word):
+                unheld.append(word)
     return content, unheld
+
+
+def _terms(word: str) -> list[str]:
+    return [term for analyzer in QUERY_ANALYZERS.values() for term in analyzer.terms(word)]
+
+
+def _is_name(token: str) -> bool:
+    letters = [ch for ch in token if ch.isalpha()]
+    return any(ch.isdigit() for ch in token) or (len(letters) >= 2 and token.isupper())
 
 
 def unheld_share(question: str, index: LexicalIndex) -> float:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from app.rag.retrieve import IndexCache
+from app.rag.index import IndexCache
 from app.rag.store import ChromaStore, Row
 from tests.rag.conftest import upload
 

@@ -236,6 +236,31 @@ async def test_search_results_carry_heading_and_the_section_around_them(
     assert context in HANDBOOK or all(part in HANDBOOK for part in context.split("\n"))
 
 
+OPTIONS_PAGE = (
+    "# tool\n\n## Options\n\n"
+    "### --alpha\n\nAlpha makes the tool print every file it reads.\n\n"
+    "### --beta\n\nBeta keeps the old copies as tool.bak next to the new ones.\n\n"
+    "### --gamma\n\nGamma limits the run to ten minutes.\n\n"
+    "## Files\n\n" + "The settings live in the tool.conf file of the home folder. " * 6
+)
+
+
+async def test_a_one_chunk_section_gets_its_sibling_sections_as_context(
+    client: httpx.AsyncClient,
+) -> None:
+    """An option's entry is a chunk of its own: the options next to it are its context."""
+    assert (await upload(client, "handbook", ("tool.md", OPTIONS_PAGE.encode()))).is_success
+    search = {"query": "Which option keeps the old copies as tool.bak?", "k": 1}
+    hit = (await client.post("/api/rag/collections/handbook/search", json=search)).json()
+    result = hit["results"][0]
+    assert result["heading"] == "tool > Options > --beta"
+    context = result["context"]
+    assert result["text"] in context
+    assert "Alpha makes the tool print" in context
+    assert "Gamma limits the run" in context
+    assert "settings live" not in context  # another section, not a sibling
+
+
 async def test_query_gives_the_model_the_section_around_the_hit(
     client: httpx.AsyncClient, backend: ScriptedBackend
 ) -> None:

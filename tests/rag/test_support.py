@@ -42,3 +42,16 @@ def test_everyday_reads_both_languages() -> None:
     assert everyday("reloj")  # Spanish
     assert everyday("clock")  # English
     assert not everyday("timedatectl")
+
+
+def test_a_name_in_capitals_or_with_digits_counts_whole_even_when_it_spells_a_word() -> None:
+    # "TRIM" and "SSD" name things no chunk holds; "trim" alone would pass as everyday English.
+    _, unheld = unheld_words("Which mount option turns on TRIM for an SSD?", INDEX)
+    assert unheld == ["trim", "ssd"]
+    assert unheld_share("How do I trim a log file?", INDEX) == 0.0
+    _, unheld = unheld_words("What does mkfs.ext4 write first?", INDEX)
+    assert unheld == ["mkfs.ext4"]  # one name, not two words
+
+
+def test_a_name_the_documents_hold_is_held() -> None:
+    assert unheld_words("Is TMPFS kept in memory?", INDEX)[1] == []
