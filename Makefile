@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 SYSTEM_PACKAGES := redis-server prometheus nginx chromium
 SYSTEM_BINARIES := redis-server promtool nginx chromium
 
-.PHONY: run test lint bench bench-deps load eval-rag eval-semantic system-deps clean
+.PHONY: run test lint bench bench-deps load eval-rag tune-rag eval-semantic system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -73,6 +73,12 @@ load: system-deps $(VENV)/.test-deps
 # its baseline is in docs/BENCHMARKS.md). `--split dev` is the one to tune on.
 eval-rag: $(VENV)/.test-deps
 	$(BIN)/python -m bench.rag_eval --split test
+
+# Reranking weights and the refusal rule chosen by 5-fold cross-validation over the dev split
+# (bench/rag_features.py dumps the dev questions' candidates; bench/rag_cv.py scores the choices).
+tune-rag: $(VENV)/.test-deps
+	$(BIN)/python -m bench.rag_features /tmp/llamarada-rag-features.json
+	$(BIN)/python -m bench.rag_cv /tmp/llamarada-rag-features.json
 
 # The semantic cache's threshold (dev pairs) and its precision/recall per kind (test pairs).
 eval-semantic: $(VENV)/.test-deps
