@@ -30,9 +30,13 @@ async def test_kb_answer_trace_shows_each_retrieval_stage(
     assert answer.attributes["gen_ai.response.finish_reasons"] == ["stop"]
     retrieve = answer.child("llamarada.rag.retrieve")
     assert sorted(c.name for c in retrieve.children) == [
+        "llamarada.rag.candidates",
         "llamarada.rag.embed",
-        "llamarada.rag.lexical_search",
         "llamarada.rag.rerank",
+    ]
+    first_stage = retrieve.child("llamarada.rag.candidates")
+    assert sorted(c.name for c in first_stage.children) == [
+        "llamarada.rag.lexical_search",
         "llamarada.rag.vector_search",
     ]
     model = answer.child(f"chat {MODEL}")  # the model that wrote the answer, under the kb's
