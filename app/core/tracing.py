@@ -189,27 +189,21 @@ def traced_stream(
     attributes: Attributes | None = None,
     *,
     kind: SpanKind = SpanKind.INTERNAL,
-    every_item: bool = True,
 ) -> AsyncGenerator[T, None]:
     """A stream inside one span that lasts until it ends; the span is current while the stream
-    computes each item, not while the consumer holds it (a context must not cross a `yield`).
-
-    `every_item=False`, for token streams: current only while the stream starts (up to its first
-    item: connection, queue wait, failover) and while it closes, so that a long answer costs
-    nothing per token; nothing the stream does after its first item may start a span."""
+    computes each item, not while the consumer holds it (a context must not cross a `yield`)."""
     started = start_span(name, attributes, kind=kind)
     if type(started) is not RecordingSpan:
         return source
-    return _spanned(started, source, every_item)
+    return _spanned(started, source)
 
 
 async def _spanned(
-    target: RecordingSpan, source: AsyncGenerator[T, None], every_item: bool
+    target: RecordingSpan, source: AsyncGenerator[T, None]
 ) -> AsyncGenerator[T, None]:
-    first = True
     try:
         while True:
-            token = CURRENT.set(target) if first or every_item else None
+            token = CURRENT.set(target)
             try:
                 item = await anext(source)
             except StopAsyncIteration:
@@ -218,9 +212,7 @@ async def _spanned(
                 fail(target, exc)
                 raise
             finally:
-                if token is not None:
-                    CURRENT.reset(token)
-            first = False
+                CURRENT.reset(token)
             yield item
     finally:
         token = CURRENT.set(target)

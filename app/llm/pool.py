@@ -20,6 +20,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from app.core import tracing
 from app.core.config import PoolSettings
@@ -62,6 +63,16 @@ class Member:
     breaker: Breaker = Breaker.CLOSED
     opened_at: float = 0.0
     slot_freed: asyncio.Event = field(default_factory=asyncio.Event)
+    # What the model call's span says of the server that answered, made once.
+    span_attributes: dict[str, Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        where = urlsplit(self.url)  # OpenTelemetry's GenAI conventions name the server so
+        self.span_attributes = {
+            "server.address": where.hostname or self.url,
+            "server.port": where.port,  # None, when the URL has none: the span drops it
+            "llamarada.upstream.server": self.url,
+        }
 
     @property
     def url(self) -> str:
@@ -224,21 +235,18 @@ class OllamaPool:
 
     def chat(self, request: ChatRequest) -> AsyncGenerator[Chunk, None]:
         """Stream a chat from the best server, failing over before the first chunk."""
-        stream = self._stream(request.model, lambda member: member.backend.chat(request))
-        return tracing.traced_stream(
-            "llamarada.upstream chat", stream, kind=tracing.SpanKind.CLIENT, every_item=False
-        )
+        return self._stream(request.model, lambda member: member.backend.chat(request))
 
     def generate(self, request: GenerateRequest) -> AsyncGenerator[Chunk, None]:
         """Stream a completion, failing over before the first chunk."""
-        stream = self._stream(request.model, lambda member: member.backend.generate(request))
-        return tracing.traced_stream(
-            "llamarada.upstream generate", stream, kind=tracing.SpanKind.CLIENT, every_item=False
-        )
+        return self._stream(request.model, lambda member: member.backend.generate(request))
 
     async def _stream(
         self, model: str, start: Callable[[Member], AsyncGenerator[Chunk, None]]
     ) -> AsyncGenerator[Chunk, None]:
+        # No span of its own: the pipeline's model-call span (`app.llm.traces`) is current until
+        # the first chunk, and it is the upstream call (GenAI conventions): the server that
+        # answered is its `server.*` attributes, and each failover before it one of its events.
         tried: dict[Member, LlamaradaError | None] = {}
         while True:
             member = await self._next(model, tried)
@@ -260,7 +268,7 @@ class OllamaPool:
                 self._release(member)
                 raise
             self._succeeded(member)
-            tracing.current_span().set_attribute("llamarada.upstream.server", member.url)
+            tracing.current_span().set_attributes(member.span_attributes)
             try:
                 yield first
                 async for chunk in stream:

@@ -1,8 +1,11 @@
 """GenAI spans for the pipeline: one span per model answer, with OpenTelemetry's GenAI attributes.
 
 The span starts when the answer is asked for and ends with its last chunk, so it holds the
-usage and finish reason; the first chunk is an event (time to first token). Prompts and
-answers go in only when `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT` is true.
+usage and finish reason; the first chunk is an event (time to first token). It is the upstream
+call too, as the GenAI conventions model one: the pool puts the server that answered on it
+(`server.address`) and each failover before the first chunk as an event, and the upstream gets
+it as its parent. Prompts and answers go in only when
+`OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT` is true.
 """
 
 from __future__ import annotations

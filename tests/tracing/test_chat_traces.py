@@ -129,13 +129,17 @@ async def test_chat_trace_continues_the_clients_and_reaches_the_upstream(
     assert chat.attributes["gen_ai.response.finish_reasons"] == ["stop"]
     assert chat.attributes["llamarada.cache"] == "MISS"
     assert [name for name, _ in chat.events] == ["gen_ai.first_token"]
+    # The model call is the upstream call: the server that answered is on it.
+    host, port = url.removeprefix("http://").split(":")
+    assert chat.attributes["server.address"] == host
+    assert chat.attributes["server.port"] == int(port)
+    assert chat.attributes["llamarada.upstream.server"] == url
+    # Its only child is the cache lookup: a free slot, so no queue wait.
+    assert [c.name for c in chat.children] == ["llamarada.cache.lookup"]
     assert chat.child("llamarada.cache.lookup").attributes["llamarada.cache.result"] == "miss"
-    call = chat.child("llamarada.upstream chat")
-    assert call.attributes["llamarada.upstream.server"] == url
-    assert call.children == []  # a free slot: no queue wait
-    # The upstream got the trace, as the child of the upstream call's span.
+    # The upstream got the trace, as the child of the model call's span.
     [sent] = [request for request in seen if request["path"] == "/api/chat"]
-    assert sent["traceparent"] == f"00-{CLIENT_TRACE}-{call.span_id}-01"
+    assert sent["traceparent"] == f"00-{CLIENT_TRACE}-{chat.span_id}-01"
     # Neither the prompt nor the key is in any span; the access log line carries the ids.
     everything = every_value(otlp.spans)
     assert PROMPT not in everything
@@ -165,12 +169,13 @@ async def test_cached_chat_is_a_hit_with_no_upstream_call(
     assert chat.attributes["llamarada.cache"] == "HIT"
     lookup = chat.child("llamarada.cache.lookup")
     assert lookup.attributes == {"llamarada.cache.kind": "exact", "llamarada.cache.result": "hit"}
-    assert [c.name for c in chat.children] == ["llamarada.cache.lookup"]  # no upstream
+    assert [c.name for c in chat.children] == ["llamarada.cache.lookup"]
+    assert "server.address" not in chat.attributes  # no upstream call
     assert chat.attributes["gen_ai.usage.output_tokens"] == 3
-    assert "llamarada.upstream chat" in [c.name for c in missed.child(f"chat {MODEL}").children]
+    assert missed.child(f"chat {MODEL}").attributes["llamarada.upstream.server"] == url
 
 
-async def test_failover_is_an_event_on_the_upstream_span(
+async def test_failover_is_an_event_on_the_model_call_span(
     tmp_path: Path, otlp: OtlpReceiver
 ) -> None:
     seen: list[dict[str, str]] = []
@@ -185,15 +190,15 @@ async def test_failover_is_an_event_on_the_upstream_span(
     assert response.json()["message"]["content"] == "Hi there!"
     chat = otlp.tree("POST /api/chat").child(f"chat {MODEL}")
     assert chat.attributes["llamarada.cache"] == "BYPASS"
-    call = chat.child("llamarada.upstream chat")
-    assert call.attributes["llamarada.upstream.server"] == good
-    assert call.events == [
-        ("failover", {"llamarada.upstream.server": bad, "error.type": "upstream_unavailable"})
+    assert chat.attributes["llamarada.upstream.server"] == good
+    assert chat.events == [
+        ("failover", {"llamarada.upstream.server": bad, "error.type": "upstream_unavailable"}),
+        ("gen_ai.first_token", {}),
     ]
-    # Each server was sent the trace.
+    # Each server was sent the trace, as the model call's child.
     sent = [request for request in seen if request["path"] == "/api/chat"]
     assert len(sent) == 2
-    assert all(request["traceparent"].split("-")[1] == call.trace_id for request in sent)
+    assert {request["traceparent"].split("-")[2] for request in sent} == {chat.span_id}
 
 
 async def test_a_request_waiting_for_a_slot_has_a_queue_wait_span(
@@ -209,11 +214,7 @@ async def test_a_request_waiting_for_a_slot_has_a_queue_wait_span(
                 *(client.post("/api/chat", json=chat, headers=auth) for chat in chats)
             )
     assert [answer.status_code for answer in answers] == [200, 200]
-    calls = [
-        root.child(f"chat {MODEL}").child("llamarada.upstream chat")
-        for root in otlp.roots()
-        if root.name == "POST /api/chat"
-    ]
+    calls = [root.child(f"chat {MODEL}") for root in otlp.roots() if root.name == "POST /api/chat"]
     waits = sorted([c.name for c in call.children] for call in calls)
     assert waits == [[], ["llamarada.queue.wait"]]  # the second waited for the first
 

@@ -104,21 +104,24 @@ def test_no_span_outside_a_trace_and_children_follow_their_parents_decision(
     assert exported.get_finished_spans() == ()
 
 
-async def test_a_token_stream_is_current_only_until_its_first_item(
+async def test_a_stream_is_current_while_it_computes_each_item_not_while_it_is_held(
     exported: InMemorySpanExporter,
 ) -> None:
     seen: list[int] = []
+    held: list[int] = []
 
-    async def tokens() -> AsyncGenerator[str, None]:
-        for token in ("a", "b", "c"):
+    async def steps() -> AsyncGenerator[str, None]:
+        for step in ("a", "b", "c"):
             seen.append(tracing.current_span().get_span_context().span_id)
-            yield token
+            yield step
 
     with tracing.span("request", parent=tracing.root_context()):
-        stream = tracing.traced_stream("upstream", tokens(), kind=SpanKind.CLIENT, every_item=False)
-        assert [token async for token in stream] == ["a", "b", "c"]
+        stream = tracing.traced_stream("agent", steps(), kind=SpanKind.CLIENT)
+        async for _ in stream:
+            held.append(tracing.current_span().get_span_context().span_id)
     finished = exported.get_finished_spans()
     names = {s.context.span_id: s.name for s in finished if s.context is not None}
-    assert [names[span_id] for span_id in seen] == ["upstream", "request", "request"]
+    assert [names[span_id] for span_id in seen] == ["agent", "agent", "agent"]
+    assert [names[span_id] for span_id in held] == ["request", "request", "request"]
     assert finished[0].kind is SpanKind.CLIENT
     assert finished[0].end_time is not None
