@@ -132,6 +132,8 @@ def span(
     (start-up, health checks) makes no stray traces. `parent` starts one: under a remote
     parent's ids (`context_from`), or a new trace (`root_context()`)."""
     started = _tracer.start(name, parent, kind, attributes) if _tracer is not None else None
+    if type(started) is RecordingSpan:
+        return started  # its own block
     return _NOOP if started is None else Current(started, owned=True)
 
 

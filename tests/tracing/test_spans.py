@@ -6,15 +6,25 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 import pytest
+from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    DEFAULT_ON,
+    Decision,
+    ParentBased,
+    Sampler,
+    StaticSampler,
+)
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from app.core import spans, tracing
 
@@ -91,9 +101,9 @@ def test_no_span_outside_a_trace_and_children_follow_their_parents_decision(
     with tracing.span("stray") as stray:
         assert not stray.is_recording()
     unsampled = tracing.context_from({"traceparent": f"00-{TRACE}-00f067aa0ba902b7-00"})
-    provider = TracerProvider(sampler=ParentBased(ALWAYS_OFF))
+    provider = TracerProvider(sampler=ParentBased(ALWAYS_OFF))  # parent-based, like the default
     assert tracing._tracer is not None
-    tracing._tracer._sampler = provider.sampler  # parent-based, like the default
+    tracing._tracer = spans.Tracer(provider, SimpleSpanProcessor(exported), tracing._tracer.scope)
     with tracing.span("root", parent=unsampled) as root, tracing.span("child") as child:
         assert not root.is_recording()
         assert not child.is_recording()
@@ -102,6 +112,39 @@ def test_no_span_outside_a_trace_and_children_follow_their_parents_decision(
         assert headers is not None
         assert headers["traceparent"].endswith("-00")
     assert exported.get_finished_spans() == ()
+
+
+@pytest.mark.parametrize("standard", [ALWAYS_ON, DEFAULT_ON], ids=["always_on", "default"])
+@pytest.mark.parametrize(
+    "traceparent", [None, f"00-{TRACE}-00f067aa0ba902b7-01", f"00-{TRACE}-00f067aa0ba902b7-00"]
+)
+def test_the_standard_samplers_decide_as_the_sdk_does(
+    standard: Sampler, traceparent: str | None
+) -> None:
+    """Decided without the sampler's Python: the same as asking an equal sampler object."""
+    equal = (
+        StaticSampler(Decision.RECORD_AND_SAMPLE)
+        if standard is ALWAYS_ON
+        else ParentBased(ALWAYS_ON)
+    )
+    carried = {"traceparent": traceparent, "tracestate": "vendor=1"} if traceparent else {}
+    decided = []
+    for sampler in (standard, equal):
+        tracer = spans.Tracer(
+            TracerProvider(sampler=sampler),
+            SimpleSpanProcessor(InMemorySpanExporter()),
+            InstrumentationScope("t"),
+        )
+        assert tracer._keeps_all is (sampler is standard)
+        remote = trace.get_current_span(TraceContextTextMapPropagator().extract(carried))
+        parent = remote.get_span_context() if traceparent else tracing.root_context()
+        made = tracer.start("root", parent, SpanKind.SERVER, {"a": 1})
+        assert made is not None
+        ids = made.get_span_context()
+        decided.append((made.is_recording(), ids.trace_flags, ids.trace_state.to_header()))
+        if traceparent:
+            assert format(ids.trace_id, "032x") == TRACE
+    assert decided[0] == decided[1]
 
 
 async def test_a_stream_is_current_while_it_computes_each_item_not_while_it_is_held(
