@@ -299,7 +299,7 @@ class Tracer:
         outside any request makes no stray traces."""
         if parent is None:
             above = CURRENT.get()
-            if not isinstance(above, RecordingSpan):
+            if type(above) is not RecordingSpan:
                 return above  # no trace, or one not sampled: nothing to record
             trace_id, _, flags, state = above.ids  # a local child: its parent's decision
             ids = (trace_id, self._span_id(), flags, state)
