@@ -2,7 +2,7 @@
 
 Run: `python -m bench.rag_features OUT.json` (dev split only: the test split is never tuned on);
 `--depth D --reranked N` dump a wider first stage than the search reads (each candidate keeps its
-rank on either side, so `bench.rag_cv --stages` can replay narrower ones).
+rank on either side, so `bench.rag_stage` can replay narrower ones).
 
 The corpus is uploaded as `bench.rag_eval` does; each dev question's fused candidates (the
 first stage, before reranking) are written with the evidence reranking and refusals read, the
