@@ -1,6 +1,8 @@
 """Candidate features of the dev questions, dumped once so that tuning runs without the server.
 
-Run: `python -m bench.rag_features OUT.json` (dev split only: the test split is never tuned on).
+Run: `python -m bench.rag_features OUT.json` (dev split only: the test split is never tuned on);
+`--depth D --reranked N` dump a wider first stage than the search reads (each candidate keeps its
+rank on either side, so `bench.rag_stage` can replay narrower ones).
 
 The corpus is uploaded as `bench.rag_eval` does; each dev question's fused candidates (the
 first stage, before reranking) are written with the evidence reranking and refusals read, the
@@ -25,7 +27,7 @@ from app.core.auth import ANONYMOUS
 from app.core.config import RagSettings, Settings
 from app.main import create_app
 from app.rag.lexical import QUERY_ANALYZERS
-from app.rag.retrieve import Hit
+from app.rag.retrieve import CANDIDATES, RERANKED, Hit
 from app.rag.service import KnowledgeBase
 from bench.rag_eval import COLLECTION, upload_corpus
 from bench.rag_eval_set import load_questions, normalise
@@ -33,7 +35,9 @@ from bench.rag_eval_set import load_questions, normalise
 SPLIT = "dev"
 
 
-async def collect(k: int = 5) -> list[dict[str, Any]]:
+async def collect(
+    k: int = 5, depth: int = CANDIDATES, reranked: int = RERANKED
+) -> list[dict[str, Any]]:
     """Every dev question with its candidates' features, from a fresh upload of the corpus."""
     from tests.fakes import ScriptedBackend
 
@@ -55,12 +59,16 @@ async def collect(k: int = 5) -> list[dict[str, Any]]:
         ):
             await upload_corpus(client)
             knowledge: KnowledgeBase = app.state.rag.knowledge
-            return [await _features(knowledge, q, k) for q in load_questions(SPLIT)]
+            return [
+                await _features(knowledge, q, k, depth, reranked) for q in load_questions(SPLIT)
+            ]
 
 
-async def _features(knowledge: KnowledgeBase, question: Any, k: int) -> dict[str, Any]:
+async def _features(
+    knowledge: KnowledgeBase, question: Any, k: int, depth: int, reranked: int
+) -> dict[str, Any]:
     found, index, trust = await knowledge.candidates(
-        COLLECTION, question.question, caller=ANONYMOUS, k=k
+        COLLECTION, question.question, caller=ANONYMOUS, k=k, depth=depth, reranked=reranked
     )
     rows = [index.row(p) for p in found.positions]
     hits = [Hit(row.id, row.text, row.metadata, None, None, 0.0, 0.0) for row in rows]
@@ -83,6 +91,8 @@ async def _features(knowledge: KnowledgeBase, question: Any, k: int) -> dict[str
                 "proximity": evidence.proximity,
                 "heading_share": evidence.heading,
                 "fused": found.fused[i],
+                "dense_rank": found.dense_rank.get(found.positions[i]),
+                "lexical_rank": found.lexical_rank.get(found.positions[i]),
             }
         )
     return {
@@ -105,8 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     """Collect the features and write them."""
     parser = argparse.ArgumentParser(prog="python -m bench.rag_features", description=__doc__)
     parser.add_argument("out", type=Path, help="where to write the JSON")
+    parser.add_argument("--depth", type=int, default=CANDIDATES, help="finds of each side")
+    parser.add_argument("--reranked", type=int, default=RERANKED, help="fused candidates kept")
     args = parser.parse_args(argv)
-    records = asyncio.run(collect())
+    records = asyncio.run(collect(depth=args.depth, reranked=args.reranked))
     args.out.write_text(json.dumps(records, ensure_ascii=False) + "\n")
     print(f"{len(records)} questions written to {args.out}", file=sys.stderr)
     return 0

@@ -51,6 +51,8 @@ class Candidates:
     lexical: dict[int, float]  # query coverage of BM25 finds, by position
     found: list[Evidence]  # parallel to positions
     unheld: float  # share of the query's content words the collection never holds
+    dense_rank: dict[int, int]  # rank in the vector search, by position (0 is best)
+    lexical_rank: dict[int, int]  # rank in the BM25 search, by position
 
 
 async def candidates(
@@ -64,13 +66,16 @@ async def candidates(
     sources: Sequence[str] | None = None,
     trust_dense: bool = True,
     compare: bool = True,
+    depth: int = CANDIDATES,
+    reranked: int = RERANKED,
 ) -> Candidates:
     """The first stage: dense and BM25 finds fused by rank, the best of them with evidence.
 
     `compare`: give lexical finds a similarity from their stored vectors (what reranking and
-    relevance read; skipped when neither is wanted).
+    relevance read; skipped when neither is wanted). `depth` and `reranked` widen the stage
+    for tuning (bench.rag_features dumps more than the search reads).
     """
-    wanted = min(max(4 * k, CANDIDATES), index.lexical.live)
+    wanted = min(max(4 * k, depth), index.lexical.live)
     where = {"source": {"$in": list(sources)}} if sources else None
     with tracing.span("llamarada.rag.vector_search", {"llamarada.rag.candidates": wanted}):
         dense_rows = await store.query(name, vector, wanted, where)
@@ -81,17 +86,21 @@ async def candidates(
     fused: dict[int, float] = {}
     dense: dict[int, float] = {}
     lexical: dict[int, float] = {}
+    dense_rank: dict[int, int] = {}
+    lexical_rank: dict[int, int] = {}
     for rank, row in enumerate(dense_rows):
         position = index.positions.get(row.id)
         if position is None:  # stored after this index was built; next revision has it
             continue
         dense[position] = 1.0 - (row.distance or 0.0)
+        dense_rank[position] = rank
         fused[position] = fused.get(position, 0.0) + 1.0 / (RRF_K + rank + 1)
     for rank, hit in enumerate(lexical_hits):
         lexical[hit.position] = hit.coverage
+        lexical_rank[hit.position] = rank
         fused[hit.position] = fused.get(hit.position, 0.0) + 1.0 / (RRF_K + rank + 1)
 
-    ranked = sorted(fused, key=lambda p: -fused[p])[: max(RERANKED, k)]
+    ranked = sorted(fused, key=lambda p: -fused[p])[: max(reranked, k)]
     if trust_dense and compare:  # lexical finds lack a similarity: compare their stored vectors
         missing = [index.row(p).id for p in ranked if p not in dense]
         query_vector = np.asarray(vector, dtype=np.float32)
@@ -119,6 +128,8 @@ async def candidates(
         lexical=lexical,
         found=found,
         unheld=unheld_share(query, index.lexical),
+        dense_rank=dense_rank,
+        lexical_rank=lexical_rank,
     )
 
 

@@ -310,7 +310,7 @@ class KnowledgeBase:
         return hits
 
     async def candidates(
-        self, name: str, query: str, *, caller: Principal, k: int
+        self, name: str, query: str, *, caller: Principal, k: int, depth: int, reranked: int
     ) -> tuple[Candidates, CollectionIndex, bool]:
         """The first stage's candidates with their evidence, the index they come from, and
         whether the dense side was trusted: what reranking and refusals read (for tuning)."""
@@ -321,7 +321,15 @@ class KnowledgeBase:
         )
         trust = embedder.languages is None or detect_language(query) in embedder.languages
         found = await candidates(
-            self.store, index, stored.name, query, vector, k=k, trust_dense=trust
+            self.store,
+            index,
+            stored.name,
+            query,
+            vector,
+            k=k,
+            trust_dense=trust,
+            depth=depth,
+            reranked=reranked,
         )
         return found, index, trust
 

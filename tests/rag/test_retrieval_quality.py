@@ -12,6 +12,7 @@ from app.core.auth import ANONYMOUS
 from app.core.config import RagSettings
 from app.core.metrics import Metrics
 from app.rag.multilingual import MultilingualEmbedder
+from app.rag.retrieve import RRF_K
 from app.rag.schemas import CollectionCreate
 from app.rag.service import KnowledgeBase
 from app.rag.store import ChromaStore
@@ -73,3 +74,27 @@ async def test_retrieval_threshold_keeps_answerable_and_refuses_most_not_in_docu
         )
     assert sum(kept) / len(kept) >= 0.95
     assert len(leaked) <= len(unanswerable) / 2
+
+
+async def test_first_stage_records_the_ranks_its_fusion_came_from(knowledge: KnowledgeBase) -> None:
+    """Tuning replays narrower first stages from a wide one (bench.rag_stage): that holds only
+    if each candidate's fused score is the reciprocal-rank sum of the ranks recorded for it."""
+    question = questions()[0][0].question
+    narrow, _, _ = await knowledge.candidates(
+        "corpus", question, caller=ANONYMOUS, k=5, depth=10, reranked=8
+    )
+    wide, _, _ = await knowledge.candidates(
+        "corpus", question, caller=ANONYMOUS, k=5, depth=40, reranked=80
+    )
+    assert len(narrow.positions) == 8
+    assert len(wide.positions) > len(narrow.positions)
+    for found in (narrow, wide):
+        for position, fused in zip(found.positions, found.fused, strict=True):
+            ranks = [found.dense_rank.get(position), found.lexical_rank.get(position)]
+            assert any(rank is not None for rank in ranks)
+            expected = sum(1.0 / (RRF_K + rank + 1) for rank in ranks if rank is not None)
+            assert fused == pytest.approx(expected)
+        assert found.fused == sorted(found.fused, reverse=True)
+    # The BM25 side is exact: the wide stage's lexical ranks extend the narrow one's.
+    for position, rank in narrow.lexical_rank.items():
+        assert wide.lexical_rank[position] == rank
