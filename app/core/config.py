@@ -18,17 +18,19 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.core.auth import KeyFormatError, parse_entries
-from app.core.upstreams import Upstream, parse_upstreams
+from app.core.upstreams import Upstream, parse_upstreams, url_problem
 
 ENV_PREFIX = "LLAMARADA_"
 # Host headers answered by default (DNS rebinding); `llamarada serve --host H` adds H.
 DEFAULT_ALLOWED_HOSTS = ["localhost", "127.0.0.1", "[::1]"]
 
 
-def http_url(url: str) -> str:
-    """An http(s) base URL without its trailing slash, or ValueError."""
-    if not url.startswith(("http://", "https://")):
-        raise ValueError(f"{url!r} is not an http(s) URL")
+def http_url(url: str, name: str = "the URL") -> str:
+    """An http(s) base URL without its trailing slash, or ValueError saying what is wrong with
+    it (`name` says which; never the URL itself, which may hold a password)."""
+    problem = url_problem(url)
+    if problem is not None:
+        raise ValueError(f"{name} {problem}")
     return url.rstrip("/")
 
 
@@ -412,7 +414,7 @@ class Settings(BaseSettings):
     def _check_urls(cls, urls: list[str]) -> list[str]:
         if not urls:
             raise ValueError("at least one URL is needed")
-        return [http_url(url) for url in urls]
+        return [http_url(url, f"URL {place}") for place, url in enumerate(urls, start=1)]
 
     @field_validator("redis_url")
     @classmethod

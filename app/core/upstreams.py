@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
@@ -20,6 +21,19 @@ class Upstream(BaseModel):
     api_key: SecretStr | None = None  # from the settings only, never from a request
 
 
+def url_problem(url: str) -> str | None:
+    """What makes `url` unusable as a server's base URL (None: nothing). The answer never
+    quotes the URL, which may hold a password."""
+    if not url.startswith(("http://", "https://")):
+        return "is not an http(s) URL"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- read for its check: a port that is no number, or out of range
+    except ValueError:
+        return "has a port that is not a number from 0 to 65535"
+    return None if parts.hostname else "names no host"
+
+
 def parse_upstreams(text: str) -> list[Upstream]:
     """`KIND=URL[;key=KEY]` entries, comma-separated; ValueError naming the bad entry's place.
 
@@ -34,8 +48,9 @@ def parse_upstreams(text: str) -> list[Upstream]:
         if not sep or kind not in KINDS:
             raise ValueError(f"entry {place} must start with ollama= or openai=")
         url, *params = (part.strip() for part in rest.split(";"))
-        if not url.startswith(("http://", "https://")):
-            raise ValueError(f"entry {place} needs an http(s) URL after {kind}=")
+        problem = url_problem(url)
+        if problem is not None:
+            raise ValueError(f"entry {place}: the URL after {kind}= {problem}")
         key = None
         for param in params:
             name, sep, value = param.partition("=")

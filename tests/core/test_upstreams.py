@@ -78,6 +78,29 @@ def test_malformed_upstreams_name_the_variable_and_hide_the_key(
     assert SECRET not in str(raised.value)
 
 
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://a:port", "has a port that is not a number"),
+        ("http://a:99999", "has a port that is not a number"),
+        ("http://:11434", "names no host"),
+        (f"http://user:{SECRET}@a:x1", "has a port that is not a number"),
+    ],
+)
+def test_a_server_url_that_cannot_be_reached_is_refused_at_start(
+    monkeypatch: pytest.MonkeyPatch, url: str, problem: str
+) -> None:
+    # As an upstreams entry (never quoted: it may hold a password) and as an Ollama URL.
+    with pytest.raises(ValueError, match=f"entry 1: the URL after ollama= {problem}") as raised:
+        parse_upstreams(f"ollama={url}")
+    assert SECRET not in str(raised.value)
+    monkeypatch.setenv("LLAMARADA_LLM_BACKEND", "ollama")
+    monkeypatch.setenv("LLAMARADA_OLLAMA_URLS", f"http://ok:11434,{url}")
+    with pytest.raises(ConfigError, match=f"LLAMARADA_OLLAMA_URLS: .*URL 2 {problem}") as failed:
+        load_settings()
+    assert SECRET not in str(failed.value)
+
+
 def test_parse_upstreams_names_the_entry() -> None:
     with pytest.raises(ValueError, match="entry 2"):
         parse_upstreams("ollama=http://a:11434,ollama")
