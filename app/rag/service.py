@@ -289,21 +289,17 @@ class KnowledgeBase:
     ) -> list[Hit]:
         """The best chunks for a query by hybrid search, reranked unless told not to."""
         started = time.perf_counter()
-        stored, embedder = await self._open(name, caller, embedding_model)
-        vector, index = await asyncio.gather(
-            embedder.embed_query(query),
-            self._indexes.get(self.store, stored.name, _revision(stored)),
-        )
+        storage, vector, index, trust = await self._query(name, query, caller, embedding_model)
         hits = await hybrid_search(
             self.store,
             index,
-            stored.name,
+            storage,
             query,
             vector,
             k=k or self.settings.top_k,
             min_score=min_score,
             sources=sources,
-            trust_dense=embedder.languages is None or detect_language(query) in embedder.languages,
+            trust_dense=trust,
             rerank=rerank,
         )
         self._metrics.rag_retrieval_duration.observe(time.perf_counter() - started)
@@ -314,16 +310,11 @@ class KnowledgeBase:
     ) -> tuple[Candidates, CollectionIndex, bool]:
         """The first stage's candidates with their evidence, the index they come from, and
         whether the dense side was trusted: what reranking and refusals read (for tuning)."""
-        stored, embedder = await self._open(name, caller)
-        vector, index = await asyncio.gather(
-            embedder.embed_query(query),
-            self._indexes.get(self.store, stored.name, _revision(stored)),
-        )
-        trust = embedder.languages is None or detect_language(query) in embedder.languages
+        storage, vector, index, trust = await self._query(name, query, caller)
         found = await candidates(
             self.store,
             index,
-            stored.name,
+            storage,
             query,
             vector,
             k=k,
@@ -368,6 +359,20 @@ class KnowledgeBase:
     async def _owned(self, name: str, caller: Principal) -> StoredCollection:
         """The caller's collection of that name; the same NotFound whether missing or another's."""
         return await self._names.find(check_collection_name(name), caller)
+
+    async def _query(
+        self, name: str, query: str, caller: Principal, embedding_model: str | None = None
+    ) -> tuple[str, list[float], CollectionIndex, bool]:
+        """What a search of the caller's collection needs: its storage name, the query's vector
+        and the collection's index (made side by side), and whether the dense side is trusted
+        (the embedder knows the query's language)."""
+        stored, embedder = await self._open(name, caller, embedding_model)
+        vector, index = await asyncio.gather(
+            embedder.embed_query(query),
+            self._indexes.get(self.store, stored.name, _revision(stored)),
+        )
+        trust = embedder.languages is None or detect_language(query) in embedder.languages
+        return stored.name, vector, index, trust
 
     async def _open(
         self, name: str, caller: Principal, embedding_model: str | None = None
