@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 from app.core.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 from app.rag.manpage import is_manpage, manpage_sections
-from app.rag.markup import html_sections, markdown_sections
+from app.rag.markup import HEADING_SEPARATOR, html_sections, markdown_sections
 from app.rag.troff import is_troff, troff_sections
 
 ZIP_MAX_UNPACKED = 200 * 1024 * 1024  # bytes a docx may unpack to
@@ -217,7 +217,7 @@ def _outline_headings(reader: PdfReader, pages: int) -> dict[int, str]:
             number = reader.get_destination_page_number(item)
             last = (*path, title) if title else path
             if number is not None and 0 <= number < pages and last:
-                starts.setdefault(number + 1, " > ".join(last))
+                starts.setdefault(number + 1, HEADING_SEPARATOR.join(last))
 
     try:
         walk(reader.outline, ())
@@ -263,7 +263,7 @@ def _docx_sections(data: bytes, name: str) -> list[Section]:
 
         def flush() -> None:
             if lines:
-                heading = " > ".join(title for _, title in path) or None
+                heading = HEADING_SEPARATOR.join(title for _, title in path) or None
                 sections.append(Section("\n".join(lines), heading=heading))
                 lines.clear()
 

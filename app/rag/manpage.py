@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+from app.rag.markup import HEADING_SEPARATOR
+
 # Section names `man` prints at the left margin, in English and Spanish.
 _KNOWN = frozenset(
     {
@@ -84,7 +86,7 @@ def _merge_bare_headings(pieces: list[ManSection]) -> list[ManSection]:
         if merged:
             before, before_text, before_start = merged[-1]
             bare = len([line for line in before_text.splitlines() if line.strip()]) == 1
-            if bare and heading.startswith(before + " > "):
+            if bare and heading.startswith(before + HEADING_SEPARATOR):
                 merged[-1] = (heading, before_text + text, before_start)
                 continue
         merged.append((heading, text, start))
@@ -92,7 +94,7 @@ def _merge_bare_headings(pieces: list[ManSection]) -> list[ManSection]:
 
 
 def _join(*titles: str | None) -> str:
-    return " > ".join(title for title in titles if title)
+    return HEADING_SEPARATOR.join(title for title in titles if title)
 
 
 def _indent(line: str) -> int | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
+HEADING_SEPARATOR = " > "  # between the titles of a heading path, in every loader's sections
 _ATX = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$")
 _FENCE = re.compile(r"^(```|~~~)")
 _SKIPPED = frozenset({"script", "style", "noscript", "template", "svg", "head"})
@@ -34,7 +35,9 @@ def markdown_sections(text: str) -> list[tuple[str | None, str, int]]:
     def flush() -> None:
         body = "".join(lines)
         if body.strip():
-            sections.append((" > ".join(title for _, title in path) or None, body, start))
+            sections.append(
+                (HEADING_SEPARATOR.join(title for _, title in path) or None, body, start)
+            )
 
     for line in text.splitlines(keepends=True):
         if _FENCE.match(line):
@@ -122,5 +125,5 @@ class _SectionParser(HTMLParser):
         lines = [" ".join(line.split()) for line in raw.splitlines()]
         text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
         if text:
-            heading = " > ".join(title for _, title in self._path) or None
+            heading = HEADING_SEPARATOR.join(title for _, title in self._path) or None
             self.sections.append((heading, text))

@@ -16,11 +16,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from app.rag.index import CollectionIndex
+from app.rag.markup import HEADING_SEPARATOR
 from app.rag.retrieve import Hit
 from app.rag.store import Row
 
 SectionKey = tuple[str, int]  # document id, section number
-HEADING_SEPARATOR = " > "
 
 
 def section_key(metadata: Mapping[str, Any]) -> SectionKey | None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 import shlex
 
+from app.rag.markup import HEADING_SEPARATOR
+
 _REQUEST = re.compile(r"^[.'][ \t]*(\w+|\\\")[ \t]*(.*)$")
 _FONT_ALTERNATING = frozenset({"BR", "BI", "IB", "IR", "RB", "RI"})
 _FONT_SINGLE = frozenset({"B", "I", "SM", "SB"})
@@ -71,7 +73,7 @@ def troff_sections(source: str) -> list[TroffSection]:
         text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
         if text:
             titles = [page, *path, *([tag] if tag else [])]
-            sections.append((" > ".join(t for t in titles if t), text))
+            sections.append((HEADING_SEPARATOR.join(t for t in titles if t), text))
         lines.clear()
 
     for raw in source.splitlines():
