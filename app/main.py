@@ -33,14 +33,13 @@ from app.api.frontend import mount_frontend
 from app.api.mcp import McpEndpoint
 from app.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from app.api.origin import OriginCheckMiddleware
-from app.api.tracing import TracingMiddleware
 from app.batch.build import build_batch
 from app.core.auth import build_key_ring
 from app.core.cache import build_cache
 from app.core.config import Settings, load_settings
 from app.core.metrics import Metrics, mark_worker_dead
 from app.core.quota import Quotas
-from app.core.tracing import start_tracing, tracing_wanted
+from app.core.tracing import start_tracing
 from app.llm.base import Backend
 from app.llm.build import build_backend, build_completions
 from app.rag.build import build_rag
@@ -165,9 +164,8 @@ def create_app(
         )
     app.add_middleware(HostCheckMiddleware, allowed=settings.allowed_hosts)
     app.add_middleware(DrainMiddleware, drain=drain)  # counts what a drain waits for
-    app.add_middleware(RequestContextMiddleware)  # every answer has an id and a log
-    if tracing_wanted():  # outermost: the access log line carries the request's trace id
-        app.add_middleware(TracingMiddleware)
+    # Outermost: every answer has an id and an access line, and with tracing on is a span.
+    app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
     app.include_router(ollama.router)
     app.include_router(openai.router)

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.errors import error_response
+from app.api.tracing import end_server_span, server_span
 from app.core.logging import request_id_var
 
 logger = logging.getLogger("app.access")
@@ -25,7 +26,8 @@ _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 class RequestContextMiddleware:
-    """Takes or makes `X-Request-ID`, echoes it, and logs one line per request when it ends."""
+    """Takes or makes `X-Request-ID`, echoes it, and logs one line per request when it ends;
+    while tracing is on, the request is a server span, and the line carries its ids."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -34,39 +36,42 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = Headers(scope=scope).get("x-request-id", "")
+        headers = dict(scope["headers"])  # built in C: no Python step a header
+        given = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = given if _VALID_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
         started = time.perf_counter()
-        status = 500
+        status: int | None = None
         cache = None
 
         async def send_with_id(message: Message) -> None:
             nonlocal status, cache
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = MutableHeaders(scope=message)
-                headers["X-Request-ID"] = request_id
+                answer = MutableHeaders(scope=message)
+                answer["X-Request-ID"] = request_id
                 # No browser may read an API answer as HTML, whatever text it holds.
-                headers.setdefault("X-Content-Type-Options", "nosniff")
-                cache = headers.get("x-cache")
+                answer.setdefault("X-Content-Type-Options", "nosniff")
+                cache = answer.get("x-cache")
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            logger.info(
-                "request",
-                extra={
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-                    "cache": cache,
-                    "key": _caller_name(scope),
-                },
-            )
-            request_id_var.reset(token)
+        with server_span(scope, headers) as span:
+            try:
+                await self.app(scope, receive, send_with_id)
+            finally:
+                end_server_span(span, scope, status)
+                logger.info(
+                    "request",
+                    extra={
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": 500 if status is None else status,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                        "cache": cache,
+                        "key": _caller_name(scope),
+                    },
+                )
+                request_id_var.reset(token)
 
 
 def _caller_name(scope: Scope) -> str | None:

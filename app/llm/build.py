@@ -10,7 +10,6 @@ from app.core.upstreams import Upstream
 from app.llm.base import Backend
 from app.llm.completions import CompletionService
 from app.llm.relay import Relay
-from app.llm.traces import traced_cache
 
 
 def build_backend(settings: Settings, metrics: Metrics) -> Backend:
@@ -91,7 +90,7 @@ def build_completions(
         )
     return CompletionService(
         backend,
-        traced_cache(cache),
+        cache,
         metrics,
         settings.limits,
         settings.default_model,

@@ -48,6 +48,7 @@ from app.llm.traces import traced_reply
 
 logger = logging.getLogger(__name__)
 
+_EXACT = {"llamarada.cache.kind": "exact"}
 _SEMANTIC = {"llamarada.cache.kind": "semantic"}
 
 MODEL_LIST_TTL = 10.0  # seconds a backend's model list is trusted before asking again
@@ -320,7 +321,10 @@ class CompletionService:
         cache = self._cache
         if cache is not None and policy.read:
             try:
-                stored = await cache.get(key)
+                with tracing.span("llamarada.cache.lookup", _EXACT) as span:
+                    stored = await cache.get(key)
+                    result = "miss" if stored is None else "hit"
+                    span.set_attribute("llamarada.cache.result", result)
             except CacheUnavailable:
                 self._metrics.cache_requests.labels(result="error").inc()
                 cache = None

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from app.core import tracing
-from app.core.cache import ResponseCache
 from app.llm.base import ChatRequest, Chunk, GenerateRequest
 
 if TYPE_CHECKING:  # the pipeline imports this module
@@ -118,49 +117,3 @@ async def _observed(span: tracing.Span, chunks: AsyncIterator[Chunk]) -> AsyncIt
         if close is not None:
             await close()
         span.end()
-
-
-_EXACT = {"llamarada.cache.kind": "exact"}
-
-
-class TracedCache:
-    """A response cache whose lookups are spans saying hit or miss (writes are not traced)."""
-
-    def __init__(self, inner: ResponseCache) -> None:
-        self.inner = inner
-        self.name = inner.name
-
-    async def get(self, key: str) -> bytes | None:
-        """The stored value, or None; a span `llamarada.cache.lookup`."""
-        # Few attributes: each costs the SDK about as much as a span's own bookkeeping.
-        with tracing.span("llamarada.cache.lookup", _EXACT) as span:
-            value = await self.inner.get(key)
-            span.set_attribute("llamarada.cache.result", "miss" if value is None else "hit")
-            return value
-
-    async def set(self, key: str, value: bytes) -> None:
-        """Store a value."""
-        await self.inner.set(key, value)
-
-    async def check(self) -> None:
-        """The inner cache's check."""
-        await self.inner.check()
-
-    async def keys(self, prefix: str) -> list[str]:
-        """The inner cache's keys that start with `prefix`."""
-        return await self.inner.keys(prefix)
-
-    async def delete(self, keys: list[str]) -> int:
-        """Drop entries from the inner cache."""
-        return await self.inner.delete(keys)
-
-    async def aclose(self) -> None:
-        """Close the inner cache."""
-        await self.inner.aclose()
-
-
-def traced_cache(cache: ResponseCache | None) -> ResponseCache | None:
-    """The cache, with traced lookups while tracing is on (unchanged otherwise)."""
-    if cache is None or not tracing.enabled():
-        return cache
-    return TracedCache(cache)

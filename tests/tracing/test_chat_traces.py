@@ -21,7 +21,7 @@ from app.core.cache import KEY_PREFIX
 from app.core.config import PoolSettings, Settings
 from app.core.logging import JsonFormatter
 from app.main import create_app
-from tests.conftest import RedisProcess, app_client
+from tests.conftest import RedisProcess, app_client, free_port
 from tests.llm.ollama_script import Script, scripted_ollama
 from tests.otlp import OtlpReceiver, Received
 from tests.servers import serve_in_thread
@@ -260,7 +260,6 @@ async def test_tracing_is_off_without_the_otel_variables(
     seen: list[dict[str, str]] = []
     with upstream(Script(models=[MODEL]), seen) as url, json_log() as log:
         app = create_app(pool_settings(tmp_path, [url], cache_ttl=0))
-        assert "TracingMiddleware" not in [m.cls.__name__ for m in app.user_middleware]  # type: ignore[attr-defined]
         async with app_client(app) as client:
             assert not tracing.enabled()
             headers = {"traceparent": TRACEPARENT, "Authorization": f"Bearer {KEY}"}
@@ -279,3 +278,29 @@ async def test_tracing_is_off_without_the_otel_variables(
         {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x", "OTEL_TRACES_EXPORTER": "none"}
     )
     assert tracing.tracing_wanted({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://x"})
+
+
+async def test_a_failed_request_is_an_error_span_and_its_access_line_carries_its_trace(
+    tmp_path: Path, otlp: OtlpReceiver
+) -> None:
+    down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    with json_log() as log:
+        async with app_client(create_app(pool_settings(tmp_path, [down]))) as client:
+            auth = {"Authorization": f"Bearer {KEY}"}
+            failed = await client.post("/api/chat", json=CHAT, headers=auth)
+            missing = await client.get("/no/such/route", headers=auth)
+    assert (failed.status_code, missing.status_code) == (503, 404)
+    http = otlp.tree("POST /api/chat")
+    assert http.attributes["http.response.status_code"] == 503
+    assert http.error  # a 5xx answer is a failed server span
+    # A request no route took keeps its method as its name, and a 4xx is no server error.
+    [unrouted] = [span for span in otlp.spans if span.name == "GET"]
+    assert unrouted.attributes["http.response.status_code"] == 404
+    assert "http.route" not in unrouted.attributes
+    assert not unrouted.error
+    lines = [json.loads(text) for text in log.getvalue().splitlines()]
+    assert [(line["path"], line["status"]) for line in lines] == [
+        ("/api/chat", 503),
+        ("/no/such/route", 404),
+    ]
+    assert [line["trace_id"] for line in lines] == [http.trace_id, unrouted.trace_id]
