@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import uvicorn
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tests.conftest import free_port
 
@@ -31,3 +31,15 @@ def serve_in_thread(app: ASGIApp, port: int | None = None) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+
+
+def recording(app: ASGIApp, seen: list[dict[str, str]]) -> ASGIApp:
+    """The app, noting each request's path and headers."""
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+            seen.append({"path": scope["path"], **headers})
+        await app(scope, receive, send)
+
+    return wrapped

@@ -17,6 +17,8 @@ import httpx
 import pytest
 
 from tests.conftest import free_port
+from tests.llm.ollama_script import Script, scripted_ollama
+from tests.servers import recording, serve_in_thread
 
 PROMTOOL = shutil.which("promtool")
 
@@ -84,6 +86,30 @@ def test_serve_answers_and_every_log_line_is_json(tmp_path: Path) -> None:
     for entry in entries:
         for field in ("timestamp", "level", "message", "logger", "module", "function"):
             assert field in entry
+
+
+def test_serve_logs_no_upstream_url_even_at_debug(tmp_path: Path) -> None:
+    password = "pool-pass-5e6f7a"
+    seen: list[dict[str, str]] = []
+    with serve_in_thread(recording(scripted_ollama(Script(models=["m:1b"])), seen)) as upstream:
+        server = upstream.replace("http://", f"http://pool:{password}@")
+        env = {
+            "LLAMARADA_LLM_BACKEND": "ollama",
+            "LLAMARADA_OLLAMA_URLS": server,
+            "LLAMARADA_LOG_LEVEL": "DEBUG",
+        }
+        with llamarada(tmp_path, **env) as (url, lines):
+            body = {"model": "m:1b", "messages": [{"role": "user", "content": "hi"}]}
+            answer = httpx.post(f"{url}/api/chat", json={**body, "stream": False}, timeout=30)
+            assert answer.status_code == 200, answer.text
+    # The password did reach the server, as the URL asked...
+    assert any(r["path"] == "/api/chat" and "authorization" in r for r in seen)
+    # ...and no log line holds it, or the upstream's address: one access line says it all.
+    assert lines
+    assert not [line for line in lines if password in line or upstream in line]
+    entries = [json.loads(line) for line in lines]
+    assert not [e for e in entries if e["logger"].startswith(("httpx", "httpcore"))]
+    assert [e["status"] for e in entries if e.get("path") == "/api/chat"] == [200]
 
 
 def test_serve_bad_setting_exits_with_the_variable_named(tmp_path: Path) -> None:

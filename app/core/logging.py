@@ -65,6 +65,10 @@ def logging_config(level: str) -> dict[str, Any]:
             "uvicorn.error": {"handlers": [], "propagate": True, "level": level},
             # The app logs each request itself, with more fields (app.api.middleware).
             "uvicorn.access": {"handlers": [], "propagate": False},
+            # httpx logs each call to a model server at INFO with its URL, which may hold a
+            # password (`http://user:pass@host`); the access line says what the call served.
+            "httpx": {"level": "WARNING"},
+            "httpcore": {"level": "WARNING"},
         },
     }
 

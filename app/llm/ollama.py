@@ -15,7 +15,7 @@ from app.core.errors import (
     UpstreamUnavailable,
 )
 from app.llm.base import STATS, ChatRequest, Chunk, Embeddings, GenerateRequest, ModelInfo
-from app.llm.upstream_http import status_error, streamed
+from app.llm.upstream_http import UpstreamClient, status_error, streamed
 
 _DONE_FIELDS = ("done_reason", *STATS)
 
@@ -32,7 +32,7 @@ class OllamaBackend:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.name = base_url
-        self._client = httpx.AsyncClient(
+        self._client = UpstreamClient(
             base_url=base_url,
             timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
             transport=transport,

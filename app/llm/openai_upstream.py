@@ -20,7 +20,7 @@ from app.core.errors import (
 )
 from app.llm.base import ChatRequest, Chunk, Embeddings, GenerateRequest, ModelInfo
 from app.llm.openai_params import ToolCallParts, chat_body, generate_body
-from app.llm.upstream_http import status_error, streamed
+from app.llm.upstream_http import UpstreamClient, status_error, streamed
 
 # OpenAI's finish reasons as Ollama's done reasons (a tool call ends with "stop" there).
 _DONE_REASONS = {"length": "length", "tool_calls": "stop", "function_call": "stop"}
@@ -41,7 +41,7 @@ class OpenAIBackend:
     ) -> None:
         self.name = base_url
         headers = {"Authorization": f"Bearer {api_key.get_secret_value()}"} if api_key else {}
-        self._client = httpx.AsyncClient(
+        self._client = UpstreamClient(
             base_url=base_url,
             headers=headers,
             timeout=httpx.Timeout(read_timeout, connect=connect_timeout),

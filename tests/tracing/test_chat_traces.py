@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 from pydantic import SecretStr
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.core import tracing
 from app.core.cache import KEY_PREFIX
@@ -24,7 +23,7 @@ from app.main import create_app
 from tests.conftest import RedisProcess, app_client, free_port
 from tests.llm.ollama_script import Script, scripted_ollama
 from tests.otlp import OtlpReceiver, Received
-from tests.servers import serve_in_thread
+from tests.servers import recording, serve_in_thread
 
 MODEL = "m:1b"
 KEY = "sk-trace-secret-0123456789"
@@ -33,18 +32,6 @@ CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CLIENT_SPAN = "00f067aa0ba902b7"
 TRACEPARENT = f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"
 CHAT = {"model": MODEL, "messages": [{"role": "user", "content": PROMPT}], "stream": False}
-
-
-def recording(app: ASGIApp, seen: list[dict[str, str]]) -> ASGIApp:
-    """The app, noting each request's path and headers."""
-
-    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            headers = {k.decode(): v.decode() for k, v in scope["headers"]}
-            seen.append({"path": scope["path"], **headers})
-        await app(scope, receive, send)
-
-    return wrapped
 
 
 @contextmanager
