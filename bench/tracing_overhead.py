@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import logging.config
 import os
 import statistics
 import sys
@@ -36,7 +37,7 @@ from asgi_lifespan import LifespanManager
 
 from app.core import tracing
 from app.core.config import Settings
-from app.core.logging import JsonFormatter
+from app.core.logging import logging_config
 from app.main import create_app
 from bench.common import free_port, process
 from bench.raw_upstream import MODEL
@@ -87,19 +88,19 @@ async def _measure(settings: Settings) -> dict[str, dict[str, list[float]]]:
 
 @contextmanager
 def _json_logs() -> Iterator[None]:
-    """INFO logs formatted as `llamarada serve` does (a line per request), into /dev/null."""
+    """Logs configured as `llamarada serve` configures them at INFO (a JSON line per request,
+    libraries' chatter off), written to /dev/null."""
     root = logging.getLogger()
-    level = root.level
+    kept = root.level, list(root.handlers)
     with open(os.devnull, "w") as sink:
-        handler = logging.StreamHandler(sink)
-        handler.setFormatter(JsonFormatter())
-        root.addHandler(handler)
-        root.setLevel(logging.INFO)
+        config = logging_config("INFO")
+        config["handlers"]["stdout"]["stream"] = sink
+        logging.config.dictConfig(config)
         try:
             yield
         finally:
-            root.removeHandler(handler)
-            root.setLevel(level)
+            root.setLevel(kept[0])
+            root.handlers[:] = kept[1]
 
 
 def _off_path_ns() -> dict[str, float]:
