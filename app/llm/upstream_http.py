@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from http.cookiejar import Cookie, CookieJar
 from typing import Any
 
 import httpx
@@ -20,11 +21,21 @@ from app.core.errors import (
 from app.llm.base import ModelInfo
 
 
+class _NoJar(CookieJar):
+    """A cookie jar that stores nothing, however a cookie is given to it."""
+
+    def set_cookie(self, cookie: Cookie) -> None:
+        """Store nothing."""
+
+
 class _NoCookies(httpx.Cookies):
-    """A cookie jar that never takes one."""
+    """httpx's cookies over a jar that stores nothing; answers are not even read for them."""
+
+    def __init__(self) -> None:
+        super().__init__(_NoJar())
 
     def extract_cookies(self, response: httpx.Response) -> None:
-        """Keep none of the answer's cookies."""
+        """Read nothing of the answer (httpx would copy the request's headers to look)."""
 
 
 class UpstreamClient(httpx.AsyncClient):

@@ -67,5 +67,7 @@ async def test_the_upstream_client_refuses_a_cookie_jar() -> None:
     async with UpstreamClient() as client:
         with pytest.raises(TypeError, match="no cookies"):
             client.cookies = {"session": "x"}
+        client.cookies.set("session", "x")  # stored nowhere: every client shares this jar
+        client.cookies.update({"other": "y"})
         assert not client.cookies
         assert "cookie" not in client.build_request("GET", "http://upstream/").headers
