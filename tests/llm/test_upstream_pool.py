@@ -40,6 +40,9 @@ async def ask_both_surfaces(client: httpx.AsyncClient, word: str) -> list[str]:
         },
         timeout=240,
     )
+    # The answer's task releases its server just after the last chunk: until then the pool
+    # would send the next request to the other, idle server.
+    await idle(client)
     openai = await client.post(
         "/v1/chat/completions",
         json={"model": MODEL, "messages": messages, "temperature": 0, "max_tokens": 4},
@@ -57,6 +60,21 @@ async def ask_both_surfaces(client: httpx.AsyncClient, word: str) -> list[str]:
         "".join(line["message"]["content"] for line in lines),
         openai.json()["choices"][0]["message"]["content"],
     ]
+
+
+async def idle(client: httpx.AsyncClient, wait: float = 10.0) -> None:
+    """Return once the gateway has no request in flight to any server (or after `wait` s)."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        text = (await client.get("/metrics")).text
+        busy = [
+            line
+            for line in text.splitlines()
+            if line.startswith("llama_backend_in_flight{") and float(line.rsplit(" ", 1)[1])
+        ]
+        if not busy:
+            return
+        await asyncio.sleep(0.05)
 
 
 def served(url: str) -> float:
